@@ -1,0 +1,3 @@
+from gendet.cli.main import main
+
+raise SystemExit(main())

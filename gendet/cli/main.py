@@ -1,0 +1,57 @@
+"""`gendet` command line: one module per subcommand, each with add_parser() and run()."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import gendet
+
+# subcommand -> module under gendet.cli. Later capabilities (bench, detect,
+# generate, explain, serve) add one line here and one module.
+COMMANDS: dict[str, str] = {
+    "models": "gendet.cli.models_cmd",
+    "train": "gendet.cli.train_cmd",
+    "eval": "gendet.cli.eval_cmd",
+    "report": "gendet.cli.report_cmd",
+    "import-weights": "gendet.cli.import_weights_cmd",
+}
+
+
+class UsageError(Exception):
+    """Bad arguments discovered after parsing; exits with code 2 like argparse."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gendet",
+        description="Detect generated images and benchmark detectors. Labels: 1 = generated, 0 = real.",
+    )
+    parser.add_argument("--version", action="version", version=f"gendet {gendet.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = module.add_parser(sub, name)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UsageError as e:
+        print(f"gendet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The one image path shared by both classes: geometry -> format alignment -> (degradation) -> tensor.
+
+Real and generated images go through exactly the same steps, so neither size
+nor container can separate the classes (GenImage's real-JPEG / fake-PNG flaw).
+Evaluation degradations (owned by the protocol) and train-time augmentations
+(owned by each detector) plug in as callables `f(img, rng) -> img`; this module
+never chooses them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+ALIGN_MODES = ("jpeg", "png", "none")
+
+ImageOp = Callable[[Image.Image, np.random.Generator], Image.Image]
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a decoded image becomes a model input. Recorded in every config.json.
+
+    size: square side length fed to the model.
+    resize: resize the shorter side to `size` before cropping; False = crop only
+        (reflect-pad images smaller than `size`), which keeps pixel-level traces intact.
+    align: "jpeg" re-encodes every image (real and fake alike) as JPEG at
+        `jpeg_quality` after the geometry step; "png" is a lossless round trip
+        (same decoder for both classes); "none" skips alignment (not recommended).
+    """
+
+    size: int = 224
+    resize: bool = True
+    align: str = "jpeg"
+    jpeg_quality: int = 95
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.align not in ALIGN_MODES:
+            raise ValueError(f"align must be one of {ALIGN_MODES}, got {self.align!r}")
+        if self.size < 8:
+            raise ValueError(f"size must be >= 8, got {self.size}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocess:
+        d = dict(d)
+        for k in ("mean", "std"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+def apply_geometry(img: Image.Image, pp: Preprocess, rng: np.random.Generator | None) -> Image.Image:
+    """Resize (optional) and crop to `pp.size`; random crop when `rng` is given, else centre crop."""
+    s = pp.size
+    if pp.resize:
+        w, h = img.size
+        scale = s / min(w, h)
+        if scale != 1.0:
+            nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
+            img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    w, h = img.size
+    if w < s or h < s:
+        arr = np.asarray(img)
+        ph, pw = max(0, s - h), max(0, s - w)
+        mode = "reflect" if (h > 1 and w > 1 and ph < h and pw < w) else "edge"
+        arr = np.pad(arr, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode=mode)
+        img = Image.fromarray(arr)
+        w, h = img.size
+    if rng is None:
+        left, top = (w - s) // 2, (h - s) // 2
+    else:
+        left, top = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
+    return img.crop((left, top, left + s, top + s))
+
+
+def encode_roundtrip(img: Image.Image, fmt: str, quality: int = 95) -> Image.Image:
+    """Encode to `fmt` in memory and decode again (JPEG is lossy, PNG lossless)."""
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        img.save(buf, format="JPEG", quality=int(quality), subsampling=2 if quality < 90 else 0)
+    elif fmt == "png":
+        img.save(buf, format="PNG", compress_level=1)
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+    buf.seek(0)
+    with Image.open(buf) as out:
+        return out.convert("RGB")
+
+
+def align_format(img: Image.Image, pp: Preprocess) -> Image.Image:
+    if pp.align == "none":
+        return img
+    return encode_roundtrip(img, pp.align, pp.jpeg_quality)
+
+
+def to_tensor(img: Image.Image, pp: Preprocess) -> torch.Tensor:
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    t = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    mean = torch.tensor(pp.mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(pp.std, dtype=torch.float32).view(3, 1, 1)
+    return (t - mean) / std
+
+
+class ImageTransform:
+    """Decoded RGB image -> normalised tensor, the same for both classes.
+
+    Order: geometry -> format alignment -> degradation (protocol, eval only) ->
+    back to `size` if the degradation changed it -> augmentation (detector, train
+    only) -> tensor. All randomness comes from the `rng` passed in, so a sample's
+    result depends only on its seed (resume and worker count do not change it).
+    """
+
+    def __init__(
+        self,
+        pp: Preprocess,
+        train: bool = False,
+        augment: ImageOp | None = None,
+        degradation: ImageOp | None = None,
+    ) -> None:
+        self.pp, self.train, self.augment, self.degradation = pp, train, augment, degradation
+
+    def prepare(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:
+        """Everything except the final tensor conversion (useful for thumbnails)."""
+        img = apply_geometry(img, self.pp, rng if self.train else None)
+        img = align_format(img, self.pp)
+        if self.degradation is not None:
+            img = self.degradation(img, rng)
+            if img.size != (self.pp.size, self.pp.size):
+                img = img.resize((self.pp.size, self.pp.size), Image.Resampling.BILINEAR)
+        if self.train and self.augment is not None:
+            img = self.augment(img, rng)
+            if img.size != (self.pp.size, self.pp.size):
+                img = img.resize((self.pp.size, self.pp.size), Image.Resampling.BILINEAR)
+        return img
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
+        return to_tensor(self.prepare(img, rng), self.pp)

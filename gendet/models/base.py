@@ -1,0 +1,87 @@
+"""The detector contract every model in gendet implements (DeepfakeBench-style).
+
+A detector is an nn.Module with:
+- `default_config`: its hyper-parameters (one config per detector, overridable);
+- `preprocess(align)`: how images are prepared for it (size, resize, normalisation);
+- `train_augment()`: its own train-time augmentation, or None;
+- `features(x)` -> feature tensor, `classifier(features)` -> logits of shape (B,);
+- `forward(batch)` on a dict with "image" -> dict with "logit" and "prob" (= P(generated));
+- `loss(batch, out)` -> dict with "loss" (the total to minimise) and named parts.
+Given this, training, the protocol, the CLI and the server work unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gendet.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImageOp, Preprocess
+
+
+class Detector(nn.Module):
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    default_config: ClassVar[dict[str, Any]] = {
+        "image_size": 224,
+        "resize": True,
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+    }
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__()
+        merged = copy.deepcopy(Detector.default_config)
+        merged.update(copy.deepcopy(type(self).default_config))
+        unknown = set(config) - set(merged)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unknown config keys {sorted(unknown)}; known: {sorted(merged)}"
+            )
+        merged.update(config)
+        self.config: dict[str, Any] = merged
+
+    # -- data side ---------------------------------------------------------
+    def preprocess(self, align: str = "jpeg", jpeg_quality: int = 95) -> Preprocess:
+        c = self.config
+        return Preprocess(
+            size=int(c["image_size"]),
+            resize=bool(c["resize"]),
+            align=align,
+            jpeg_quality=jpeg_quality,
+            mean=tuple(c["mean"]),
+            std=tuple(c["std"]),
+        )
+
+    def train_augment(self) -> ImageOp | None:
+        """Train-time augmentation owned by this detector (never used at evaluation)."""
+        return None
+
+    # -- model side --------------------------------------------------------
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def classifier(self, feats: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        feats = self.features(batch["image"])
+        logit = self.classifier(feats).reshape(-1)
+        return {"logit": logit, "prob": torch.sigmoid(logit), "features": feats}
+
+    def loss(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        target = batch["label"].to(out["logit"].dtype)
+        bce = F.binary_cross_entropy_with_logits(out["logit"], target)
+        return {"loss": bce, "bce": bce}
+
+    # -- weights -----------------------------------------------------------
+    def load_backbone_weights(self, path: str) -> None:
+        """Load pretrained backbone weights from a local file (no downloads, ever)."""
+        raise ValueError(f"detector {self.name!r} has no pretrained backbone to load")
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,122 @@
+"""Checkpoints: DIR/model.safetensors + DIR/config.json, loaded strictly.
+
+A key or shape mismatch is an error that lists every offending key; nothing is
+loaded silently or partially.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import gendet
+from gendet.models.base import Detector
+from gendet.models.registry import create_detector
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+class CheckpointError(Exception):
+    pass
+
+
+def git_commit() -> str | None:
+    """The source tree's commit, when gendet runs from a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file + rename so a kill mid-write never leaves a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # safetensors refuses shared storage and non-contiguous tensors: store clones.
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(out_dir: str | os.PathLike, detector: Detector, config: dict[str, Any]) -> Path:
+    """Write weights and config. `config` adds run facts (data, seed, threshold, ...)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{WEIGHTS_FILE}.tmp"
+    save_file(state_dict_for_saving(detector), str(tmp), metadata={"model": detector.name})
+    os.replace(tmp, out / WEIGHTS_FILE)
+    full = {
+        "model": detector.name,
+        "model_config": detector.config,
+        "gendet_version": gendet.__version__,
+        "git_commit": git_commit(),
+        **config,
+    }
+    atomic_write_text(out / CONFIG_FILE, json.dumps(full, indent=2, sort_keys=False, default=str))
+    return out
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError listing missing, unexpected and mis-shaped keys."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state)
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or shapes:
+        parts = [f"checkpoint {source} does not match the model:"]
+        if missing:
+            parts.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+        if shapes:
+            parts.append(f"  shape mismatches ({len(shapes)}): {'; '.join(shapes)}")
+        raise CheckpointError("\n".join(parts))
+
+
+def read_config(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
+    path = Path(ckpt_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found: is {ckpt_dir} a gendet checkpoint directory?")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+
+
+def load_checkpoint(
+    ckpt_dir: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[Detector, dict[str, Any]]:
+    """Rebuild the detector named in config.json and load its weights strictly."""
+    cfg = read_config(ckpt_dir)
+    weights = Path(ckpt_dir) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} not found")
+    detector = create_detector(cfg["model"], **cfg.get("model_config", {}))
+    try:
+        state = load_file(str(weights))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"cannot read {weights}: {e}") from e
+    check_state_dict(detector, state, str(weights))
+    detector.load_state_dict(state, strict=True)
+    detector.to(device).eval()
+    return detector, cfg

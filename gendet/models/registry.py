@@ -1,0 +1,36 @@
+"""Name -> detector class. Adding a detector = one file + one line in DETECTORS.
+
+Entries are "module:Class" strings imported on first use, so a heavy optional
+dependency (open_clip) costs nothing until its detector is asked for. Import
+errors are raised, never swallowed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from gendet.models.base import Detector
+
+DETECTORS: dict[str, str] = {
+    "tiny_cnn": "gendet.models.tiny_cnn:TinyCNN",
+}
+
+
+def get_detector_class(name: str) -> type[Detector]:
+    if name not in DETECTORS:
+        raise KeyError(f"unknown detector {name!r}; registered: {', '.join(sorted(DETECTORS))}")
+    module_name, cls_name = DETECTORS[name].split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    if not (isinstance(cls, type) and issubclass(cls, Detector)):
+        raise TypeError(f"{DETECTORS[name]} is not a Detector subclass")
+    return cls
+
+
+def create_detector(name: str, **config: Any) -> Detector:
+    """Build a registered detector; `config` overrides its default_config."""
+    return get_detector_class(name)(**config)
+
+
+def list_detectors() -> list[str]:
+    return sorted(DETECTORS)
