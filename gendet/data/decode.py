@@ -71,7 +71,8 @@ def decode_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_IMAGE_
             if p.is_dir():
                 raise DecodeError("is a directory, not an image file", path)
             if not p.exists():
-                raise DecodeError("file does not exist (broken link?)" if p.is_symlink() else "file does not exist", path)
+                why = "broken symbolic link" if p.is_symlink() else "file does not exist"
+                raise DecodeError(why, path)
             if p.stat().st_size == 0:
                 raise DecodeError("empty file (0 bytes)", path)
             fh = open(p, "rb")  # noqa: SIM115 - closed below

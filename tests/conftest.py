@@ -1,0 +1,113 @@
+"""Shared fixtures: the shared real photos and small synthetic data sets built from them.
+
+Fakes here are *synthetic stand-ins* with generator-like traces (nearest-neighbour
+up-sampling grids, periodic patterns, over-smoothing), not outputs of a trained
+generator: they exist so tests can check plumbing and that learning happens.
+The local benchmark (gendet.generation) provides real generators.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+
+
+def real_photo_paths() -> list[Path]:
+    paths = sorted(SHARED_REAL.glob("*.jpg"))
+    if not paths:
+        pytest.skip(f"shared real photos not found at {SHARED_REAL}")
+    return paths
+
+
+@functools.lru_cache(maxsize=64)
+def _downscaled_photo(path: Path, size: int) -> Image.Image:
+    with Image.open(path) as im:
+        im.draft("RGB", (size * 8, size * 8))  # fast JPEG DCT-domain downscale
+        return im.convert("RGB")
+
+
+def _photo_crops(n: int, size: int, seed: int) -> list[Image.Image]:
+    """n crops from the shared photos (downscaled first so crops hold scene content)."""
+    rng = np.random.default_rng(seed)
+    photos = real_photo_paths()
+    crops = []
+    for i in range(n):
+        im = _downscaled_photo(photos[i % len(photos)], size)
+        scale = (size * 4) / min(im.size)
+        im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))))
+        x = int(rng.integers(0, im.width - size + 1))
+        y = int(rng.integers(0, im.height - size + 1))
+        crops.append(im.crop((x, y, x + size, y + size)))
+    return crops
+
+
+def fake_from(img: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    """A generator-like image derived from a real crop (see module docstring)."""
+    w, h = img.size
+    if kind == "gen_a":  # transposed-conv style: low-res content, nearest up-sampling grid
+        small = img.resize((w // 2, h // 2), Image.Resampling.BILINEAR)
+        arr = np.asarray(small.resize((w, h), Image.Resampling.NEAREST), dtype=np.float32)
+        arr += rng.normal(0, 4, arr.shape)
+    elif kind == "gen_b":  # over-smooth decoder with a faint periodic pattern
+        arr = np.asarray(img.filter(ImageFilter.GaussianBlur(1.2)), dtype=np.float32)
+        yy, xx = np.mgrid[0:h, 0:w]
+        arr += 6.0 * np.sin(xx * np.pi / 2)[..., None] * np.cos(yy * np.pi / 2)[..., None]
+    else:
+        raise ValueError(kind)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def make_genimage_tree(
+    root: Path,
+    generators: tuple[str, ...] = ("gen_a", "gen_b"),
+    n_train: int = 12,
+    n_val: int = 8,
+    size: int = 48,
+    seed: int = 0,
+) -> Path:
+    """GenImage layout `<root>/<gen>/{train,val}/{ai,nature}`.
+
+    Reals are JPEG of varied size and fakes PNG of fixed size, on purpose: this
+    reproduces GenImage's format flaw so alignment can be tested against it.
+    """
+    rng = np.random.default_rng(seed)
+    for g_i, gen in enumerate(generators):
+        for s_i, split in enumerate(("train", "val")):
+            n = n_train if split == "train" else n_val
+            crops = _photo_crops(2 * n, size + 16, seed=seed * 100 + g_i * 10 + s_i)
+            nat, ai = root / gen / split / "nature", root / gen / split / "ai"
+            nat.mkdir(parents=True, exist_ok=True)
+            ai.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                real = crops[i]
+                extra = int(rng.integers(0, 17))
+                real = real.resize((size + extra, size + extra))
+                real.save(nat / f"real_{i:03d}.JPEG", quality=int(rng.integers(75, 96)))
+                fake = fake_from(crops[n + i].resize((size, size)), gen, rng)
+                fake.save(ai / f"fake_{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_dir() -> Path:
+    real_photo_paths()
+    return SHARED_REAL
+
+
+@pytest.fixture(scope="session")
+def genimage_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small two-generator GenImage-layout tree (read-only: do not modify in tests)."""
+    return make_genimage_tree(tmp_path_factory.mktemp("genimage"))
+
+
+@pytest.fixture
+def make_genimage() -> Callable[..., Path]:
+    return make_genimage_tree
