@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 import gendet
@@ -16,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "eval": "gendet.cli.eval_cmd",
     "report": "gendet.cli.report_cmd",
     "import-weights": "gendet.cli.import_weights_cmd",
+    "bench": "gendet.cli.bench_cmd",
 }
 
 
@@ -39,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args._argv = argv  # so every command records the exact line that produced its numbers
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
@@ -51,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The exact `gendet ...` command line being run (recorded next to every number)."""
+    return "gendet " + shlex.join(getattr(args, "_argv", []))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,223 @@
-"""Placeholder: being written now (replaced by the real module)."""
+"""`gendet train`: train a registered detector on a folder of images and write a checkpoint."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gendet.cli.main import UsageError
+from gendet.data.preprocess import ALIGN_MODES
+from gendet.models import create_detector, list_detectors
+from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
+
+# The trainer and the data readers are imported in run(): `gendet --help` builds every
+# subcommand's parser and should not pay for scikit-learn/torchmetrics imports.
+LAYOUT_CHOICES = ("auto", "genimage", "binary", "manifest", "fakeclue")
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+STATE_PATH = Path("train_state") / "last.pt"
+# What marks DIR as holding a run, and what --overwrite removes (stale evals/reports of the
+# old model included, so they cannot be mistaken for results of the new one).
+RUN_FILES = (WEIGHTS_FILE, CONFIG_FILE, "train_log.jsonl", "train_log.csv", "train_state")
+OVERWRITE_EXTRA = ("eval", "report.html", "report.md")
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help="(not yet available)")
+    p = sub.add_parser(
+        name, help="train a detector and write DIR/model.safetensors + DIR/config.json",
+        description="Train a registered detector. Labels: 1 = generated, 0 = real. A fraction of the train "
+        "split (--holdout) is held out for early stopping and threshold fitting; the data's val/test split is "
+        "never touched.",
+    )
+    p.add_argument("--model", required=True, help=f"detector name ({', '.join(list_detectors())})")
+    p.add_argument("--data", required=True, help="data root (GenImage, 0_real/1_fake, manifest or FakeClue)")
+    p.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES)
+    p.add_argument("--subset", default=None, help="train on one subset (generator) only")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup", type=float, default=0.05, help="warm-up: fraction of steps if < 1, else steps")
+    p.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    p.add_argument("--amp", default="auto", choices=AMP_CHOICES, help="auto = bf16 autocast on CUDA, off on CPU")
+    p.add_argument("--weights", default=None, help="local file with pretrained backbone weights")
+    p.add_argument("--align", default="jpeg", choices=ALIGN_MODES, help="format alignment of real and fake")
+    p.add_argument("--jpeg-quality", type=int, default=95)
+    p.add_argument("--holdout", type=float, default=0.1, help="fraction of train held out for validation")
+    p.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--threshold", default="fixed", choices=("fixed", "val"),
+                   help="operating threshold: fixed 0.5, or fitted on the held-out validation split")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    p.add_argument("--log-every", type=int, default=10, help="log the training loss every N steps")
+    p.add_argument("--save-every", type=int, default=50, help="write the resume state every N steps (0 = epochs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a detector config key (value parsed as YAML), e.g. --set image_size=64")
+    return p
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise UsageError(f"--set {item!r}: cannot parse the value: {e}") from None
+    return out
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The full command with every option explicit, so it reproduces the run without defaults drifting."""
+    skip = {"command", "_run", "overrides", "no_progress", "resume", "overwrite"}
+    parts = ["gendet", "train"]
+    for key, value in vars(args).items():
+        if key in skip or value is None:
+            continue
+        parts += [f"--{key.replace('_', '-')}", str(value)]
+    for item in args.overrides:
+        parts += ["--set", item]
+    for flag in ("resume", "overwrite", "no_progress"):
+        if getattr(args, flag):
+            parts.append(f"--{flag.replace('_', '-')}")
+    return shlex.join(parts)
+
+
+def _prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    has_run = any((out / f).exists() for f in RUN_FILES)
+    if resume:
+        if not (out / STATE_PATH).is_file():
+            raise UsageError(f"--resume: no resume state at {out / STATE_PATH}; start a new run instead")
+        return
+    if has_run and not overwrite:
+        raise UsageError(
+            f"{out} already holds a training run; pass --resume to continue it (same settings) "
+            "or --overwrite to replace it"
+        )
+    if overwrite:
+        for name in RUN_FILES + OVERWRITE_EXTRA:
+            path = out / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+
+
+def _train_config(args: argparse.Namespace):
+    from gendet.training.trainer import TrainConfig
+
+    try:
+        return TrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            warmup=args.warmup, grad_accum=args.grad_accum, grad_clip=args.grad_clip or None, seed=args.seed,
+            device=args.device, workers=args.workers, amp=args.amp, patience=args.patience, holdout=args.holdout,
+            threshold_mode=args.threshold, log_every=args.log_every, save_every_steps=args.save_every,
+            max_steps=args.max_steps, progress=not args.no_progress,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("not yet available")
+    from gendet.data.layouts import detect_layout, read_samples, select_split, split_holdout
+    from gendet.training.state import seed_everything
+    from gendet.training.trainer import ResumeError, train
+
+    cfg = _train_config(args)
+    if args.model not in list_detectors():
+        raise UsageError(f"unknown model {args.model!r}; registered: {', '.join(list_detectors())}")
+    if not 1 <= args.jpeg_quality <= 100:
+        raise UsageError(f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}")
+    data = Path(args.data).expanduser()
+    if not data.exists():
+        raise UsageError(f"--data {data} does not exist")
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise UsageError(f"--weights {args.weights} is not a file")
+    out = Path(args.out).expanduser()
+    _prepare_out_dir(out, args.resume, args.overwrite)
+
+    # Data first: a wrong --data/--subset should fail before any model is built.
+    try:
+        layout = detect_layout(data) if args.layout == "auto" else args.layout
+        samples = select_split(read_samples(data, layout, args.subset), "train")
+        if not samples:
+            raise UsageError(f"no training samples (split 'train') in {data}" +
+                             (f" subset {args.subset!r}" if args.subset else ""))
+        train_samples, val_samples = split_holdout(samples, args.holdout, args.seed)
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    if len({s.label for s in train_samples}) < 2:
+        raise UsageError(f"the training data holds only one class ({len(train_samples)} samples): need real and "
+                         "generated images")
+
+    seed_everything(cfg.seed)  # the model's initial weights depend on the seed too
+    try:
+        detector = create_detector(args.model, **parse_overrides(args.overrides))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"cannot build {args.model!r}: {e}") from None
+    if args.weights and not args.resume:
+        try:
+            detector.load_backbone_weights(args.weights)
+        except (ValueError, CheckpointError, OSError, RuntimeError) as e:
+            raise UsageError(f"cannot load --weights {args.weights}: {e}") from None
+        print(f"backbone weights loaded from {args.weights}")
+    elif not args.weights:
+        print(f"no --weights given: {args.model} starts from scratch (random initialisation)")
+    pp = detector.preprocess(args.align, args.jpeg_quality)
+    print(f"data: {data} (layout {layout}{', subset ' + args.subset if args.subset else ''}): "
+          f"{len(train_samples)} train, {len(val_samples)} held-out validation samples; align={args.align}")
+
+    extra = {
+        "data_root": str(data.resolve()),
+        "subset": args.subset,
+        "layout": layout,
+        "weights": str(Path(args.weights).resolve()) if args.weights else None,
+        "backbone": f"pretrained from {args.weights}" if args.weights else "from scratch",
+        "overrides": parse_overrides(args.overrides),
+        "command": command_line(args),
+        "resumed": bool(args.resume),
+    }
+    try:
+        summary = train(detector, train_samples, val_samples, pp, cfg, out, resume=args.resume, extra_config=extra)
+    except ResumeError as e:
+        raise UsageError(str(e)) from None
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    m = s.get("val_metrics") or {}
+
+    def fmt(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    lines = [
+        f"stopped: {s['stop_reason']} after {s['epochs_run']} epoch(s), {s['global_step']} steps "
+        f"({s['seconds']:.1f} s)",
+        f"best epoch: {fmt(s['best_epoch'])}  val AUC: {fmt(m.get('auc'))}  val acc: {fmt(m.get('acc'))} "
+        f"(real {fmt(m.get('real_acc'))}, fake {fmt(m.get('fake_acc'))})",
+        f"threshold: {fmt(s['threshold'])} ({s['threshold_source']}); fitted on validation: "
+        f"{fmt(s['threshold_val'])}",
+        f"decode errors: {s['decode_errors']['train']} train, {s['decode_errors']['val']} val (listed in the log)",
+        "files:",
+        *[f"  {f}" for f in s["files"]],
+    ]
+    print("\n".join(lines), file=sys.stdout)

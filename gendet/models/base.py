@@ -6,7 +6,8 @@ A detector is an nn.Module with:
 - `train_augment()`: its own train-time augmentation, or None;
 - `features(x)` -> feature tensor, `classifier(features)` -> logits of shape (B,);
 - `forward(batch)` on a dict with "image" -> dict with "logit" and "prob" (= P(generated));
-- `loss(batch, out)` -> dict with "loss" (the total to minimise) and named parts.
+- `loss(batch, out)` -> dict with "loss" (the total to minimise) and named parts;
+- `small_config`: overrides for a CPU-sized build (tests, smoke runs).
 Given this, training, the protocol, the CLI and the server work unchanged.
 """
 
@@ -19,12 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gendet.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImageOp, Preprocess
+from gendet.data.preprocess import DEFAULT_JPEG_QUALITY, IMAGENET_MEAN, IMAGENET_STD, ImageOp, Preprocess
 
 
 class Detector(nn.Module):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    small_config: ClassVar[dict[str, Any]] = {}
     default_config: ClassVar[dict[str, Any]] = {
         "image_size": 224,
         "resize": True,
@@ -45,7 +47,7 @@ class Detector(nn.Module):
         self.config: dict[str, Any] = merged
 
     # -- data side ---------------------------------------------------------
-    def preprocess(self, align: str = "jpeg", jpeg_quality: int = 95) -> Preprocess:
+    def preprocess(self, align: str = "jpeg", jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> Preprocess:
         c = self.config
         return Preprocess(
             size=int(c["image_size"]),

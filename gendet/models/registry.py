@@ -14,6 +14,11 @@ from gendet.models.base import Detector
 
 DETECTORS: dict[str, str] = {
     "tiny_cnn": "gendet.models.tiny_cnn:TinyCNN",
+    "resnet50": "gendet.models.resnet:ResNetDetector",
+    "cnnspot": "gendet.models.cnnspot:CNNSpot",
+    "spec": "gendet.models.spec:SpecDetector",
+    "npr": "gendet.models.npr:NPRDetector",
+    "univfd": "gendet.models.univfd:UnivFD",
 }
 
 

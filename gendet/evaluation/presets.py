@@ -1,0 +1,72 @@
+"""Benchmark presets: which generators, detectors and budgets a `gendet bench` run uses.
+
+A preset is data, not code: the run (gendet.evaluation.bench) is the same for all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gendet.evaluation.degradations import DEGRADATIONS
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """One detector column of the benchmark.
+
+    label: the name shown in tables (says when it is a reduced variant).
+    config: overrides of the detector's default_config.
+    train: overrides of TrainConfig fields.
+    needs_weights: skipped (and reported as such) unless local backbone weights are given.
+    """
+
+    name: str
+    label: str
+    config: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    needs_weights: bool = False
+
+
+@dataclass(frozen=True)
+class BenchPreset:
+    name: str
+    image_size: int
+    generators: tuple[str, ...]
+    detectors: tuple[DetectorSpec, ...]
+    n_per_split: dict[str, int]
+    degradations: tuple[str, ...] = tuple(DEGRADATIONS)
+    fidelity_samples: int = 100
+    description: str = ""
+
+
+_TINY_TRAIN = {"epochs": 3, "batch_size": 32, "lr": 1e-3, "patience": 2, "warmup": 0.1, "save_every_steps": 0}
+
+TINY = BenchPreset(
+    name="tiny",
+    image_size=64,
+    generators=("dcgan", "vae", "pixel_flow", "latent_flow", "ae_recon"),
+    n_per_split={"train": 400, "val": 160},
+    detectors=(
+        DetectorSpec("resnet50", "resnet50 (ResNet-18 width, from scratch)",
+                     {"arch": "resnet18", "image_size": 64}, _TINY_TRAIN),
+        DetectorSpec("cnnspot", "cnnspot (ResNet-18 width, from scratch)",
+                     {"arch": "resnet18", "image_size": 64}, _TINY_TRAIN),
+        DetectorSpec("spec", "spec", {"image_size": 64}, _TINY_TRAIN),
+        DetectorSpec("npr", "npr", {"image_size": 64}, _TINY_TRAIN),
+        DetectorSpec("univfd", "univfd (CLIP ViT, local weights)", {"image_size": 224}, _TINY_TRAIN,
+                     needs_weights=True),
+    ),
+    description=(
+        "GenImage in miniature: 64 px crops of the shipped real photos (split by photo) and five "
+        "generator families trained here; baselines trained from scratch for 3 epochs."
+    ),
+)
+
+PRESETS: dict[str, BenchPreset] = {TINY.name: TINY}
+
+
+def get_preset(name: str) -> BenchPreset:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]

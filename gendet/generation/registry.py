@@ -1,0 +1,135 @@
+"""Name -> generator class, plus saving/loading generators.
+
+Adding a generator family = one module + one line in GENERATORS. Entries are
+"module:Class" strings imported on first use; import errors are raised, never swallowed.
+
+A saved generator is `<path>.safetensors` (weights, optionally stored as fp16 and cast
+back to fp32 on load) + `<path>.json` (name, config, training summary, seed, steps,
+gendet version, command).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import gendet
+from gendet.generation.base import Generator
+from gendet.models.checkpoint import CheckpointError, atomic_write_text, check_state_dict, git_commit
+
+GENERATORS: dict[str, str] = {
+    "dcgan": "gendet.generation.dcgan:DCGAN",
+    "vae": "gendet.generation.vae:VAE",
+    "pixel_flow": "gendet.generation.pixel_flow:PixelFlow",
+    "latent_flow": "gendet.generation.latent_flow:LatentFlow",
+    "ae_recon": "gendet.generation.ae_recon:AERecon",
+}
+
+WEIGHTS_SUFFIX = ".safetensors"
+META_SUFFIX = ".json"
+
+
+def get_generator_class(name: str) -> type[Generator]:
+    if name not in GENERATORS:
+        raise KeyError(f"unknown generator {name!r}; registered: {', '.join(sorted(GENERATORS))}")
+    module_name, cls_name = GENERATORS[name].split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    if not (isinstance(cls, type) and issubclass(cls, Generator)):
+        raise TypeError(f"{GENERATORS[name]} is not a Generator subclass")
+    return cls
+
+
+def create_generator(name: str, **config: Any) -> Generator:
+    """Build a registered generator; `config` overrides its default_config."""
+    return get_generator_class(name)(**config)
+
+
+def list_generators() -> list[str]:
+    return sorted(GENERATORS)
+
+
+def _base(path: str | os.PathLike) -> Path:
+    """Accept 'dir/name', 'dir/name.safetensors' or 'dir/name.json'."""
+    p = Path(path)
+    if p.name.endswith(WEIGHTS_SUFFIX) or p.name.endswith(META_SUFFIX):
+        p = p.with_suffix("")
+    return p
+
+
+def save_generator(gen: Generator, path: str | os.PathLike, dtype: torch.dtype = torch.float32,
+                   extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write `<path>.safetensors` and `<path>.json`; floating tensors are stored as `dtype`."""
+    base = _base(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous().clone()
+        for k, v in gen.state_dict().items()
+    }
+    weights = Path(str(base) + WEIGHTS_SUFFIX)
+    tmp = weights.with_name(f".{weights.name}.tmp")
+    save_file(state, str(tmp), metadata={"generator": gen.name})
+    os.replace(tmp, weights)
+    summary = gen.training_summary
+    meta = {
+        "name": gen.name,
+        "family": gen.family,
+        "config": gen.config,
+        "storage_dtype": str(dtype).removeprefix("torch."),
+        "parameters": gen.num_parameters,
+        "seed": summary.get("seed"),
+        "steps": summary.get("steps"),
+        "training_summary": summary,
+        "gendet_version": gendet.__version__,
+        "git_commit": git_commit(),
+        **(extra or {}),
+    }
+    meta_path = Path(str(base) + META_SUFFIX)
+    atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str) + "\n")
+    return weights, meta_path
+
+
+def read_generator_meta(path: str | os.PathLike) -> dict[str, Any]:
+    meta_path = Path(str(_base(path)) + META_SUFFIX)
+    if not meta_path.is_file():
+        raise CheckpointError(f"{meta_path} not found: is {path} a saved gendet generator?")
+    try:
+        return json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{meta_path} is not valid JSON: {e}") from None
+
+
+def load_generator(path: str | os.PathLike) -> Generator:
+    """Rebuild the generator named in the JSON and load its weights strictly (cast to float32)."""
+    base = _base(path)
+    meta = read_generator_meta(base)
+    weights = Path(str(base) + WEIGHTS_SUFFIX)
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} not found")
+    gen = create_generator(meta["name"], **meta.get("config", {}))
+    try:
+        state = load_file(str(weights))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"cannot read {weights}: {e}") from e
+    check_state_dict(gen, state, str(weights))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    gen.load_state_dict(state, strict=True)
+    gen.training_summary = meta.get("training_summary", {})
+    return gen.eval()
+
+
+def shipped_generators_dir() -> Path:
+    """`gendet/assets/generators/` inside the installed package."""
+    return Path(str(importlib.resources.files("gendet") / "assets" / "generators"))
+
+
+def shipped_generator_path(name: str) -> Path:
+    """Path (without suffix) of a generator's shipped weights; check `.with_suffix` files exist."""
+    get_generator_class(name)  # unknown names fail here, not later at load time
+    return shipped_generators_dir() / name

@@ -1,0 +1,544 @@
+"""The trainer: AdamW + warm-up/cosine, early stopping on validation AUC, exact resume.
+
+Reproducibility contract: a run is a pure function of (detector init, samples,
+TrainConfig). Each epoch's sample order comes from a generator seeded by
+(seed, epoch); each sample's augmentation from (seed, epoch, index) (see
+gendet.data.dataset); model-side randomness (dropout) from the global torch RNG,
+whose state is saved with the resume state. So a run that is killed and resumed
+ends with the same weights and metrics as one that was never interrupted, with
+any number of data-loader workers.
+
+Epochs are counted from 1 in logs and configs; `step` counts optimizer steps.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import log_loss
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from gendet.data.dataset import ImageDataset, collate_items
+from gendet.data.preprocess import ImageTransform, Preprocess
+from gendet.data.sample import Sample
+from gendet.evaluation.inference import predict
+from gendet.evaluation.metrics import compute_metrics
+from gendet.evaluation.thresholds import fit_threshold
+from gendet.models.base import Detector
+from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
+from gendet.training.logs import CSV_FILE, JSONL_FILE, TrainLog, jsonable
+from gendet.training.state import (
+    atomic_torch_save,
+    deterministic_mode,
+    get_rng_state,
+    mix_seed,
+    samples_fingerprint,
+    seed_everything,
+    set_rng_state,
+)
+
+STATE_DIR = "train_state"
+STATE_FILE = "last.pt"
+STATE_VERSION = 1
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+THRESHOLD_MODES = ("fixed", "val")
+# Fields that change the optimisation trajectory: a resume must not change them.
+TRAJECTORY_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "warmup", "grad_accum", "seed", "grad_clip", "amp")
+
+
+class ResumeError(ValueError):
+    """The saved state cannot continue this run (missing, or different data/model/settings)."""
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters; every field is recorded in config.json.
+
+    warmup: a fraction of all optimizer steps when < 1, else a number of steps.
+    amp: "auto" = bf16 autocast on CUDA, off on CPU; "fp16" adds a GradScaler.
+    patience: epochs without validation improvement before stopping (0 = never stop early).
+    max_steps: stop after this many optimizer steps (the schedule still spans `epochs`,
+        so a run stopped here and resumed later follows the uninterrupted trajectory).
+    save_every_steps: also write the resume state every this many steps (0 = epoch ends only).
+    threshold_mode: "fixed" keeps 0.5 as the operating threshold; "val" uses the one fitted on validation.
+    holdout: fraction of train held out for validation (used by the CLI, recorded here).
+    """
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.05
+    grad_accum: int = 1
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    workers: int = 0
+    amp: str = "auto"
+    patience: int = 3
+    holdout: float = 0.1
+    threshold_mode: str = "fixed"
+    log_every: int = 10
+    save_every_steps: int = 50
+    max_steps: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("epochs, batch_size and grad_accum must be >= 1")
+        if self.lr <= 0 or self.weight_decay < 0 or self.warmup < 0:
+            raise ValueError("lr must be > 0, weight_decay and warmup >= 0")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.threshold_mode not in THRESHOLD_MODES:
+            raise ValueError(f"threshold_mode must be one of {THRESHOLD_MODES}, got {self.threshold_mode!r}")
+        if not 0 <= self.holdout < 1:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
+        if self.workers < 0 or self.patience < 0 or self.log_every < 1 or self.save_every_steps < 0:
+            raise ValueError("workers, patience, save_every_steps must be >= 0 and log_every >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1 (or None)")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or mode == "off":
+        return None  # autocast only on CUDA: CPU runs stay in float32 for exact reproducibility
+    return torch.float16 if mode == "fp16" else torch.bfloat16
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The epoch's batches as index lists, from a generator seeded by (seed, epoch).
+
+    A trailing batch of one sample joins the previous batch: BatchNorm cannot
+    train on a single sample.
+    """
+    g = torch.Generator().manual_seed(mix_seed(seed, epoch))
+    perm = torch.randperm(n, generator=g).tolist()
+    batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2].extend(batches.pop())
+    return batches
+
+
+def cosine_with_warmup(total_steps: int, warmup_steps: int):
+    """LR multiplier: linear warm-up to 1, then cosine decay to 0 at `total_steps`."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and normalisation parameters (1-D tensors)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    if not decay and not no_decay:
+        raise ValueError("the detector has no trainable parameters")
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+class _Run:
+    """One training run; all mutable progress lives in attributes saved by `_save_state`."""
+
+    def __init__(
+        self, detector: Detector, train_samples: Sequence[Sample], val_samples: Sequence[Sample],
+        pp: Preprocess, cfg: TrainConfig, out_dir: Path,
+    ) -> None:
+        self.detector, self.pp, self.cfg, self.out = detector, pp, cfg, out_dir
+        self.train_samples, self.val_samples = list(train_samples), list(val_samples)
+        if not self.train_samples:
+            raise ValueError("no training samples")
+        self.device = resolve_device(cfg.device)
+        self.amp_dtype = _amp_dtype(cfg.amp, self.device)
+        self.dataset = ImageDataset(
+            self.train_samples, ImageTransform(pp, train=True, augment=detector.train_augment()), seed=cfg.seed
+        )
+        self.n_batches = len(epoch_batches(len(self.train_samples), cfg.batch_size, cfg.seed, 0))
+        self.steps_per_epoch = math.ceil(self.n_batches / cfg.grad_accum)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.warmup_steps = int(round(cfg.warmup * self.total_steps)) if cfg.warmup < 1 else int(cfg.warmup)
+        # BatchNorm cannot train on one sample: such batches (after decode errors) are skipped.
+        self.min_items = 2 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in detector.modules()) else 1
+
+        detector.to(self.device)
+        self.optimizer = torch.optim.AdamW(_param_groups(detector, cfg.weight_decay), lr=cfg.lr)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, cosine_with_warmup(self.total_steps, self.warmup_steps)
+        )
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.log = TrainLog(out_dir)
+        self.state_path = out_dir / STATE_DIR / STATE_FILE
+        self.fingerprint = {
+            "model": detector.name,
+            "model_config": jsonable(detector.config),
+            "train": samples_fingerprint(self.train_samples),
+            "val": samples_fingerprint(self.val_samples),
+            "preprocess": pp.to_dict(),
+        }
+
+        # progress (saved in the resume state)
+        self.epoch = 0  # 0-based epoch being trained
+        self.batch_in_epoch = 0  # batches of `epoch` already consumed
+        self.global_step = 0
+        self.best: dict[str, Any] | None = None  # epoch, step, auc, loss, metrics, labels, scores
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+        self.stopped_early = False
+        self.epoch_loss = [0.0, 0]  # sum of batch losses, batches (this epoch)
+        self.window_loss = [0.0, 0]  # same, since the last "train" log row
+        self.train_errors: dict[str, str] = {}
+        self.val_errors: dict[str, str] = {}
+        self.skipped_batches = 0
+        self.seconds_per_epoch: list[float] = []
+
+    # -- resume state --------------------------------------------------------
+    def _save_state(self) -> None:
+        state = {
+            "version": STATE_VERSION,
+            "config": asdict(self.cfg),
+            "fingerprint": self.fingerprint,
+            "model": _cpu_state(self.detector),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "global_step": self.global_step,
+            "best": self.best,
+            "best_weights": self.best_weights,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+            "epoch_loss": list(self.epoch_loss),
+            "window_loss": list(self.window_loss),
+            "train_errors": dict(self.train_errors),
+            "val_errors": dict(self.val_errors),
+            "skipped_batches": self.skipped_batches,
+            "seconds_per_epoch": list(self.seconds_per_epoch),
+            "rng": get_rng_state(),
+            "log_offsets": self.log.offsets(),
+        }
+        atomic_torch_save(state, self.state_path)
+
+    def _load_state(self) -> None:
+        if not self.state_path.is_file():
+            raise ResumeError(f"nothing to resume: {self.state_path} does not exist")
+        state = torch.load(self.state_path, map_location="cpu", weights_only=True)
+        if state.get("version") != STATE_VERSION:
+            raise ResumeError(f"{self.state_path} has state version {state.get('version')}, expected {STATE_VERSION}")
+        diffs = [k for k in self.fingerprint if state["fingerprint"].get(k) != self.fingerprint[k]]
+        if diffs:
+            raise ResumeError(f"cannot resume {self.state_path}: the run differs in {', '.join(diffs)}")
+        saved, now = state["config"], asdict(self.cfg)
+        changed = [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in TRAJECTORY_FIELDS if saved.get(k) != now[k]]
+        if changed:
+            raise ResumeError("cannot resume with different training settings: " + "; ".join(changed))
+        self.detector.load_state_dict(state["model"], strict=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        for key in ("epoch", "batch_in_epoch", "global_step", "best", "best_weights", "bad_epochs",
+                    "stopped_early", "epoch_loss", "window_loss", "train_errors", "val_errors",
+                    "skipped_batches", "seconds_per_epoch"):
+            setattr(self, key, state[key])
+        self.log.start(state["log_offsets"])
+        set_rng_state(state["rng"])
+
+    # -- training ------------------------------------------------------------
+    def _note_errors(self, errors: list[tuple[str, str]], store: dict[str, str], where: str) -> None:
+        for path, reason in errors:
+            if path not in store:  # report each bad file once, not once per epoch
+                store[path] = reason
+                self.log.write({"kind": "decode_error", "where": where, "path": path, "reason": reason,
+                                "epoch": self.epoch + 1, "step": self.global_step})
+                tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _optimizer_step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.cfg.grad_clip:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.global_step += 1
+
+    def _train_epoch(self, bar: tqdm) -> bool:
+        """Train the rest of `self.epoch`; True when max_steps stopped it."""
+        cfg = self.cfg
+        if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
+            return True
+        batches = epoch_batches(len(self.train_samples), cfg.batch_size, cfg.seed, self.epoch)
+        if self.batch_in_epoch >= len(batches):
+            return False
+        self.dataset.set_epoch(self.epoch)
+        loader = DataLoader(
+            self.dataset, batch_sampler=batches[self.batch_in_epoch :], num_workers=cfg.workers,
+            collate_fn=collate_items,
+            # own generator: creating the loader must not draw from the global RNG,
+            # or a loader built at resume time would shift dropout randomness.
+            generator=torch.Generator().manual_seed(mix_seed(cfg.seed, self.epoch, 1)),
+        )
+        self.detector.train()
+        accumulated = False
+        for j, batch in enumerate(loader, start=self.batch_in_epoch):
+            self._note_errors(batch["errors"], self.train_errors, "train")
+            group_start = (j // cfg.grad_accum) * cfg.grad_accum
+            group_size = min(cfg.grad_accum, len(batches) - group_start)
+            if len(batch["path"]) >= self.min_items:
+                loss = self._forward_backward(batch, group_size)
+                accumulated = True
+                self.epoch_loss[0] += loss
+                self.epoch_loss[1] += 1
+                self.window_loss[0] += loss
+                self.window_loss[1] += 1
+            else:
+                self.skipped_batches += 1
+                self.log.write({"kind": "skipped_batch", "epoch": self.epoch + 1, "step": self.global_step,
+                                "good_items": len(batch["path"]), "bad_items": len(batch["errors"])})
+            if j + 1 - group_start < group_size:
+                continue  # still accumulating
+            self.batch_in_epoch = j + 1
+            if not accumulated:
+                continue  # every batch of this group was skipped: no optimizer step
+            self._optimizer_step()
+            accumulated = False
+            bar.update(1)
+            if self.window_loss[1]:
+                bar.set_postfix(loss=f"{self.window_loss[0] / self.window_loss[1]:.4f}", lr=f"{self._lr():.2e}")
+            if self.global_step % cfg.log_every == 0 and self.window_loss[1]:
+                self.log.write({"kind": "train", "epoch": self.epoch + 1, "step": self.global_step,
+                                "lr": self._lr(), "loss": self.window_loss[0] / self.window_loss[1],
+                                "elapsed_s": time.monotonic() - self.t0})
+                self.window_loss = [0.0, 0]
+            reached = cfg.max_steps is not None and self.global_step >= cfg.max_steps
+            if reached or (cfg.save_every_steps and self.global_step % cfg.save_every_steps == 0):
+                self._save_state()
+            if reached:
+                return True
+        return False
+
+    def _forward_backward(self, batch: dict[str, Any], group_size: int) -> float:
+        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            out = self.detector(batch)
+            loss = self.detector.loss(batch, out)["loss"]
+        if not torch.isfinite(loss):
+            # fail loudly; the last resume state is from before this step
+            raise FloatingPointError(
+                f"non-finite loss {loss.item()} at epoch {self.epoch + 1}, step {self.global_step}; "
+                "lower --lr or check the data"
+            )
+        scaled = loss.float() / group_size
+        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        return float(loss.detach())
+
+    # -- validation ------------------------------------------------------------
+    def _validate(self) -> dict[str, Any] | None:
+        """Score the validation split; update best weights and the early-stopping counter."""
+        if not self.val_samples:
+            return None
+        preds = predict(self.detector, self.val_samples, self.pp, batch_size=self.cfg.batch_size,
+                        workers=self.cfg.workers, device=self.device, seed=self.cfg.seed)
+        self._note_errors(preds.errors, self.val_errors, "val")
+        if len(preds.samples) == 0:
+            raise RuntimeError("no validation image could be decoded; see the decode errors in the log")
+        labels, scores = preds.labels, preds.scores
+        metrics = jsonable(compute_metrics(labels, scores, 0.5, "fixed"))
+        val_loss = float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
+        auc = metrics.get("auc")
+        improved = self.best is None or _better(auc, val_loss, self.best["auc"], self.best["loss"])
+        if improved:
+            self.best = {"epoch": self.epoch + 1, "step": self.global_step, "auc": auc, "loss": val_loss,
+                         "metrics": metrics, "labels": torch.from_numpy(labels.astype(np.int64)),
+                         "scores": torch.from_numpy(scores.astype(np.float64))}
+            self.best_weights = _cpu_state(self.detector)
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        self.detector.train()
+        return {"val_loss": val_loss, "metrics": metrics, "best": improved}
+
+    def _log_epoch(self, val: dict[str, Any] | None) -> None:
+        n = self.epoch_loss[1]
+        row: dict[str, Any] = {"kind": "val", "epoch": self.epoch + 1, "step": self.global_step, "lr": self._lr(),
+                               "loss": self.epoch_loss[0] / n if n else None,
+                               "elapsed_s": time.monotonic() - self.t0}
+        if val is not None:
+            m = val["metrics"]
+            row.update({"val_loss": val["val_loss"], "val_auc": m.get("auc"), "val_acc": m.get("acc"),
+                        "val_ap": m.get("ap"), "val_real_acc": m.get("real_acc"),
+                        "val_fake_acc": m.get("fake_acc"), "best": val["best"], "val_metrics": m})
+        self.log.write(row)
+        desc = f"epoch {self.epoch + 1}: train loss {row['loss'] if row['loss'] is None else round(row['loss'], 4)}"
+        if val is not None:
+            desc += f", val loss {val['val_loss']:.4f}, val AUC {val['metrics'].get('auc')}"
+        tqdm.write(desc, file=sys.stderr)
+
+    # -- the whole run -----------------------------------------------------------
+    def run(self, resume: bool) -> str:
+        """Train to the end; returns why it stopped: completed, early_stop or max_steps."""
+        self.t0 = time.monotonic()
+        if resume:
+            self._load_state()
+        else:
+            seed_everything(self.cfg.seed)
+            self.log.start(None)
+            self.log.write({"kind": "start", "config": asdict(self.cfg), "n_train": len(self.train_samples),
+                            "n_val": len(self.val_samples), "steps_per_epoch": self.steps_per_epoch,
+                            "total_steps": self.total_steps, "warmup_steps": self.warmup_steps})
+        bar = tqdm(total=self.total_steps, initial=self.global_step, desc="training", unit="step",
+                   disable=None if self.cfg.progress else True, dynamic_ncols=True)
+        reason = "completed"
+        try:
+            while self.epoch < self.cfg.epochs and not self.stopped_early:
+                t_epoch = time.monotonic()
+                bar.set_description(f"epoch {self.epoch + 1}/{self.cfg.epochs}")
+                if self._train_epoch(bar):
+                    # max_steps: validate what we have, but keep the saved state at the step
+                    # boundary so a later resume continues the uninterrupted trajectory.
+                    self._log_epoch(self._validate())
+                    reason = "max_steps"
+                    break
+                val = self._validate()
+                self._log_epoch(val)
+                self.seconds_per_epoch.append(time.monotonic() - t_epoch)
+                self.stopped_early = bool(self.cfg.patience and val is not None
+                                          and self.bad_epochs >= self.cfg.patience)
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self.epoch_loss = [0.0, 0]
+                self._save_state()
+        finally:
+            bar.close()
+        if self.stopped_early:
+            reason = "early_stop"
+        return reason
+
+
+def _better(auc: float | None, loss: float, best_auc: float | None, best_loss: float) -> bool:
+    """Higher validation AUC wins; ties (or AUC undefined) go to the lower validation loss."""
+    if auc is not None and best_auc is not None and auc != best_auc:
+        return auc > best_auc
+    if auc is not None and best_auc is None:
+        return True
+    if auc is None and best_auc is not None:
+        return False
+    return loss < best_loss
+
+
+def train(
+    detector: Detector,
+    train_samples: Sequence[Sample],
+    val_samples: Sequence[Sample],
+    pp: Preprocess,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    extra_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train `detector`, keep the best validation weights, write the checkpoint and logs to `out_dir`.
+
+    Returns a summary (best epoch, validation metrics, thresholds, files, timings).
+    `extra_config` (data root, subset, layout, weights, command, ...) is merged into config.json.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with deterministic_mode():
+        run = _Run(detector, train_samples, val_samples, pp, cfg, out)
+        reason = run.run(resume)
+    if run.best_weights is not None:
+        detector.load_state_dict(run.best_weights, strict=True)
+    detector.eval()
+    thr = _thresholds(run, cfg)
+    config: dict[str, Any] = {
+        **(extra_config or {}),
+        "preprocess": pp.to_dict(),
+        "align": pp.align,
+        **asdict(cfg),
+        **thr,
+        "best_epoch": run.best["epoch"] if run.best else None,
+        "best_step": run.best["step"] if run.best else None,
+        "global_step": run.global_step,
+        "epochs_run": run.epoch if reason != "max_steps" else run.epoch + 1,
+        "stop_reason": reason,
+        "n_train": len(run.train_samples),
+        "n_val": len(run.val_samples),
+        "decode_errors": {"train": len(run.train_errors), "val": len(run.val_errors),
+                          "files": sorted([p, r] for p, r in {**run.train_errors, **run.val_errors}.items())},
+        "skipped_batches": run.skipped_batches,
+        "seconds_per_epoch": run.seconds_per_epoch,
+    }
+    config = jsonable(config)
+    save_checkpoint(out, detector, config)
+    files = [str(out / f) for f in (WEIGHTS_FILE, CONFIG_FILE, JSONL_FILE, CSV_FILE)]
+    files.append(str(run.state_path))
+    return {
+        "out_dir": str(out),
+        "files": files,
+        "seconds": time.monotonic() - t0,
+        **{k: config[k] for k in ("best_epoch", "best_step", "global_step", "epochs_run", "stop_reason",
+                                  "n_train", "n_val", "decode_errors", "skipped_batches", "seconds_per_epoch",
+                                  "threshold", "threshold_source", "threshold_val", "val_metrics")},
+    }
+
+
+def _thresholds(run: _Run, cfg: TrainConfig) -> dict[str, Any]:
+    """threshold_val fitted on the best epoch's validation scores; operating threshold per cfg.threshold_mode."""
+    out: dict[str, Any] = {"threshold": 0.5, "threshold_source": "fixed", "threshold_val": None,
+                           "val_metrics": None}
+    if run.best is None:
+        out["threshold_note"] = "no validation samples: no threshold fitted, no best epoch selected"
+        return out
+    labels, scores = run.best["labels"].numpy(), run.best["scores"].numpy()
+    try:
+        out["threshold_val"] = fit_threshold(labels, scores)
+    except ValueError as e:
+        out["threshold_note"] = f"threshold_val not fitted: {e}"
+    if cfg.threshold_mode == "val":
+        if out["threshold_val"] is None:
+            out["threshold_note"] += "; the operating threshold stays 0.5 (fixed)"
+        else:
+            # fitted on the validation split, so validation metrics at it are optimistic
+            out["threshold"], out["threshold_source"] = out["threshold_val"], "val"
+    out["val_metrics"] = compute_metrics(labels, scores, out["threshold"], out["threshold_source"])
+    return out
