@@ -80,16 +80,17 @@ def _list(args: argparse.Namespace) -> int:
 
 def sample_grid(gen: Generator, images: torch.Tensor, path: Path, seed: int) -> float:
     """Save a grid of samples (reconstruction: source/reconstruction pairs); returns images/second."""
-    n = GRID_IMAGES // 2 if gen.needs_source else GRID_IMAGES
+    n = min(GRID_IMAGES // 2, images.shape[0]) if gen.needs_source else GRID_IMAGES
+    row = 8 if n % 8 == 0 else n
     source = images[:n] if gen.needs_source else None
     start = time.perf_counter()
     out = gen.generate(n, seed=seed, source=source)
     speed = n / max(time.perf_counter() - start, 1e-9)
-    if source is not None:  # interleave rows: 8 sources, then their 8 reconstructions
-        out = torch.stack([source.view(-1, 8, *source.shape[1:]), out.view(-1, 8, *out.shape[1:])], 1)
+    if source is not None:  # interleave rows: a row of sources, then their reconstructions
+        out = torch.stack([source.view(-1, row, *source.shape[1:]), out.view(-1, row, *out.shape[1:])], 1)
         out = out.reshape(-1, *source.shape[1:])
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(out.float() / 255.0, str(path), nrow=8, padding=2)
+    save_image(out.float() / 255.0, str(path), nrow=row, padding=2)
     return round(speed, 2)
 
 

@@ -7,14 +7,17 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from gendet.cli.main import UsageError
-from gendet.data.preprocess import ALIGN_MODES
+from gendet.data.preprocess import ALIGN_MODES, DEFAULT_JPEG_QUALITY
 from gendet.models import create_detector, list_detectors
 from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
+
+if TYPE_CHECKING:
+    from gendet.training.trainer import TrainConfig
 
 # The trainer and the data readers are imported in run(): `gendet --help` builds every
 # subcommand's parser and should not pay for scikit-learn/torchmetrics imports.
@@ -52,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--amp", default="auto", choices=AMP_CHOICES, help="auto = bf16 autocast on CUDA, off on CPU")
     p.add_argument("--weights", default=None, help="local file with pretrained backbone weights")
     p.add_argument("--align", default="jpeg", choices=ALIGN_MODES, help="format alignment of real and fake")
-    p.add_argument("--jpeg-quality", type=int, default=95)
+    p.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY)
     p.add_argument("--holdout", type=float, default=0.1, help="fraction of train held out for validation")
     p.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (0 = off)")
     p.add_argument("--threshold", default="fixed", choices=("fixed", "val"),
@@ -86,7 +89,7 @@ def command_line(args: argparse.Namespace) -> str:
     skip = {"command", "_run", "overrides", "no_progress", "resume", "overwrite"}
     parts = ["gendet", "train"]
     for key, value in vars(args).items():
-        if key in skip or value is None:
+        if key in skip or key.startswith("_") or value is None:
             continue
         parts += [f"--{key.replace('_', '-')}", str(value)]
     for item in args.overrides:
@@ -97,7 +100,7 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
-def _prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
+def _check_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     if out.exists() and not out.is_dir():
@@ -112,16 +115,19 @@ def _prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
             f"{out} already holds a training run; pass --resume to continue it (same settings) "
             "or --overwrite to replace it"
         )
-    if overwrite:
-        for name in RUN_FILES + OVERWRITE_EXTRA:
-            path = out / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
-                path.unlink()
 
 
-def _train_config(args: argparse.Namespace):
+def _clear_run(out: Path) -> None:
+    """--overwrite: remove the old run's files (only once everything else has been checked)."""
+    for name in RUN_FILES + OVERWRITE_EXTRA:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     from gendet.training.trainer import TrainConfig
 
     try:
@@ -152,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and not Path(args.weights).is_file():
         raise UsageError(f"--weights {args.weights} is not a file")
     out = Path(args.out).expanduser()
-    _prepare_out_dir(out, args.resume, args.overwrite)
+    _check_out_dir(out, args.resume, args.overwrite)
 
     # Data first: a wrong --data/--subset should fail before any model is built.
     try:
@@ -164,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
         train_samples, val_samples = split_holdout(samples, args.holdout, args.seed)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
+    if not val_samples:
+        print("no held-out validation split (--holdout 0): no early stopping, no fitted threshold; "
+              "the last epoch's weights are kept")
     if len({s.label for s in train_samples}) < 2:
         raise UsageError(f"the training data holds only one class ({len(train_samples)} samples): need real and "
                          "generated images")
@@ -195,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
         "command": command_line(args),
         "resumed": bool(args.resume),
     }
+    if args.overwrite:
+        _clear_run(out)
     try:
         summary = train(detector, train_samples, val_samples, pp, cfg, out, resume=args.resume, extra_config=extra)
     except ResumeError as e:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 import gendet
 from gendet.data.layouts import list_subsets, read_samples, split_holdout
+from gendet.data.sample import Sample
 from gendet.evaluation.presets import BenchPreset, DetectorSpec
 from gendet.evaluation.protocol import cross_generator_matrix, degradation_mean, degradation_table, evaluate
 from gendet.models import create_detector
@@ -32,6 +33,21 @@ def _cell_key(spec: DetectorSpec, subset: str, seed: int, data_key: str, align: 
     """What a finished cell must match to be reused on a rerun."""
     return {"detector": asdict(spec), "subset": subset, "seed": seed, "data_key": data_key, "align": align,
             "gendet_version": gendet.__version__}
+
+
+def with_photo_groups(samples: list[Sample], data_info: dict[str, Any]) -> list[Sample]:
+    """Set Sample.group to the source photo of each real crop (and of its reconstruction), so
+    the trainer's holdout never splits one photo's crops between training and validation."""
+    sources = data_info.get("real", {}).get("crop_sources", {})
+    recon = {name for name, sub in data_info.get("subsets", {}).items() if sub.get("family") == "reconstruction"}
+    out = []
+    for s in samples:
+        photos = sources.get(s.split, [])
+        idx = int(s.path.stem) if s.path.stem.isdigit() else -1
+        from_photo = s.label == 0 or s.generator in recon
+        group = photos[idx] if from_photo and 0 <= idx < len(photos) else ""
+        out.append(replace(s, group=group) if group else s)
+    return out
 
 
 def run_cell(
@@ -115,7 +131,7 @@ def run_bench(
     """Run Task 1 and Task 2 for every detector of `preset` on the data set at `data_root`."""
     weights = weights or {}
     t0 = time.monotonic()
-    samples = read_samples(data_root, layout="genimage")
+    samples = with_photo_groups(read_samples(data_root, layout="genimage"), data_info)
     subsets = list_subsets(samples)
     specs = [s for s in preset.detectors if detectors is None or s.name in detectors]
     skipped = {s.label: "needs local backbone weights (pass --weights NAME=PATH); none given"

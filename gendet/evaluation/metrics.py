@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, average_precision_score, confusion_matrix, roc_auc_score, roc_curve
-from torchmetrics.functional.classification import binary_calibration_error
 
 METRIC_KEYS: tuple[str, ...] = (
     "n", "acc", "real_acc", "fake_acc", "ap", "auc", "eer", "ece", "tpr_at_fpr_1pct", "threshold", "threshold_source",
@@ -81,6 +80,8 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
 
 def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, n_bins: int = ECE_BINS) -> float:
     """ECE of P(generated) with equal-width bins (torchmetrics' binary L1 calibration error)."""
+    from torchmetrics.functional.classification import binary_calibration_error  # slow import: on use
+
     return float(
         binary_calibration_error(torch.from_numpy(scores), torch.from_numpy(labels), n_bins=n_bins, norm="l1")
     )

@@ -33,7 +33,7 @@ class LatentFlow(Generator):
         "image_size": 64, **AE_CONFIG, "ae_fraction": 0.4,
         "base": 48, "mults": [1, 2, 2], "blocks": 1, "attn_levels": [1, 2], "patch": 1, "dropout": 0.0,
         "lr": 6e-4, "ema_decay": 0.998, "flow_batch_mult": 2,
-        "sample_steps": 8, "sampler": "heun", "shift": 1.0,
+        "sample_steps": 5, "sampler": "heun", "shift": 1.0,
     }
 
     def __init__(self, **config: Any) -> None:
@@ -71,7 +71,9 @@ class LatentFlow(Generator):
                                    progress, "latent_flow/autoencoder")
         mean, std = self.encode_dataset(x)
         self.latent_mean.copy_(mean.mean(dim=(0, 2, 3), keepdim=True))
-        self.latent_std.copy_(mean.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-4))
+        # std of posterior *samples* (spread of the means plus the posterior noise), as LDM scales latents
+        var = mean.var(dim=(0, 2, 3), keepdim=True) + std.pow(2).mean(dim=(0, 2, 3), keepdim=True)
+        self.latent_std.copy_(var.sqrt().clamp_min(1e-4))
         fb = batch_size * int(c["flow_batch_mult"])
 
         def draw() -> torch.Tensor:

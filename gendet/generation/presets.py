@@ -11,10 +11,10 @@ from typing import Any
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
-        "dcgan": {"steps": 500, "batch_size": 32, "config": {"g_width": 32, "d_width": 32}},
-        "vae": {"steps": 250, "batch_size": 32, "config": {"channels": [16, 32, 48, 96, 96]}},
-        "pixel_flow": {"steps": 500, "batch_size": 32, "config": {}},
-        "latent_flow": {"steps": 450, "batch_size": 16, "config": {"ae_fraction": 0.45, "flow_batch_mult": 4}},
+        "dcgan": {"steps": 450, "batch_size": 32, "config": {"g_width": 32, "d_width": 32}},
+        "vae": {"steps": 220, "batch_size": 32, "config": {"channels": [16, 32, 48, 96, 96]}},
+        "pixel_flow": {"steps": 450, "batch_size": 32, "config": {}},
+        "latent_flow": {"steps": 430, "batch_size": 16, "config": {"ae_fraction": 0.42, "flow_batch_mult": 4}},
         "ae_recon": {"steps": 0, "batch_size": 16, "config": {}, "adopt_autoencoder_from": "latent_flow"},
     },
 }

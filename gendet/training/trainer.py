@@ -380,7 +380,9 @@ class _Run:
                         workers=self.cfg.workers, device=self.device, seed=self.cfg.seed)
         self._note_errors(preds.errors, self.val_errors, "val")
         if len(preds.samples) == 0:
-            raise RuntimeError("no validation image could be decoded; see the decode errors in the log")
+            tqdm.write("no validation image could be decoded: this epoch is not validated", file=sys.stderr)
+            self.detector.train()
+            return None
         labels, scores = preds.labels, preds.scores
         metrics = jsonable(compute_metrics(labels, scores, 0.5, "fixed"))
         val_loss = float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
@@ -528,6 +530,8 @@ def _thresholds(run: _Run, cfg: TrainConfig) -> dict[str, Any]:
                            "val_metrics": None}
     if run.best is None:
         out["threshold_note"] = "no validation samples: no threshold fitted, no best epoch selected"
+        if cfg.threshold_mode == "val":
+            out["threshold_note"] += "; the operating threshold stays 0.5 (fixed)"
         return out
     labels, scores = run.best["labels"].numpy(), run.best["scores"].numpy()
     try:
