@@ -22,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     p.add_argument("--out", type=Path, required=True, help="run directory (results.json, report.html, runs/)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", type=Path, default=None,
+                   help="benchmark on your own GenImage-layout root instead of building the local one")
     p.add_argument("--real-dir", type=Path, default=None,
                    help="your own real photos for the real class (and for --retrain-generators) instead of "
                         "the shipped ones")
@@ -52,8 +54,39 @@ def _parse_weights(items: list[str]) -> dict[str, str]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def build_local_data(args: argparse.Namespace, preset, cache: Path, out: Path, weights_dir: Path | None,
+                     progress: bool) -> tuple[Path, dict]:
     from gendet.generation.tiny_genimage import build_tiny_genimage
+
+    # Shipped generators + shipped photos: one shared cache, reused by every later run.
+    shared = weights_dir is None and args.real_dir is None
+    data_root = cache / f"bench-{preset.name}-data" if shared else out / "data"
+    data_info = build_tiny_genimage(
+        data_root, list(preset.generators), size=preset.image_size, n_per_split=preset.n_per_split,
+        seed=args.seed, real_dir=args.real_dir, weights_dir=weights_dir, fidelity=not args.no_fidelity,
+        progress=progress, fidelity_n=preset.fidelity_samples, cache_dir=cache / "features",
+    )
+    data_info["root"] = str(data_root)
+    return data_root, data_info
+
+
+def describe_user_data(root: Path) -> dict:
+    """Counts per subset/split/class of a user's GenImage root, in the builder's manifest shape."""
+    from gendet.data.layouts import read_samples
+
+    if not root.exists():
+        raise UsageError(f"--data {root} does not exist")
+    samples = read_samples(root, layout="genimage")
+    subsets: dict[str, dict] = {}
+    for s in samples:
+        counts = subsets.setdefault(s.generator, {"family": "user data", "counts": {}})["counts"]
+        split = counts.setdefault(s.split, {"ai": 0, "nature": 0})
+        split["ai" if s.label == 1 else "nature"] += 1
+    return {"root": str(root), "real": {"source": f"user data ({root})"}, "subsets": subsets,
+            "fidelity_note": "not computed for user data"}
+
+
+def run(args: argparse.Namespace) -> int:
     from gendet.report.bench_report import build_bench_report
 
     t0 = time.monotonic()
@@ -66,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"--detectors: {unknown} not in preset {preset.name} "
                              f"({', '.join(s.name for s in preset.detectors)})")
+    if not preset.generators and args.data is None:
+        raise UsageError(f"preset {preset.name} builds no data: pass --data ROOT (a GenImage-layout folder)")
     if args.real_dir is not None and not args.real_dir.is_dir():
         raise UsageError(f"--real-dir {args.real_dir} is not a directory")
     cache = args.cache_dir or default_cache_dir()
@@ -85,17 +120,12 @@ def run(args: argparse.Namespace) -> int:
                          only=list(preset.generators), progress=progress)
         gen_seconds = time.monotonic() - t
 
-    print("[bench] building (or reusing) the data set")
     t = time.monotonic()
-    # Shipped generators + shipped photos: one shared cache, reused by every later run.
-    shared = weights_dir is None and args.real_dir is None
-    data_root = cache / f"bench-{preset.name}-data" if shared else out / "data"
-    data_info = build_tiny_genimage(
-        data_root, list(preset.generators), size=preset.image_size, n_per_split=preset.n_per_split,
-        seed=args.seed, real_dir=args.real_dir, weights_dir=weights_dir, fidelity=not args.no_fidelity,
-        progress=progress, fidelity_n=preset.fidelity_samples, cache_dir=cache / "features",
-    )
-    data_info["root"] = str(data_root)
+    if args.data is not None:
+        data_root, data_info = args.data, describe_user_data(args.data)
+    else:
+        print("[bench] building (or reusing) the data set")
+        data_root, data_info = build_local_data(args, preset, cache, out, weights_dir, progress)
     data_seconds = time.monotonic() - t
 
     print(f"[bench] training and evaluating detectors on {len(data_info['subsets'])} subsets")

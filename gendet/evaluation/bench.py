@@ -39,7 +39,8 @@ def with_photo_groups(samples: list[Sample], data_info: dict[str, Any]) -> list[
     """Set Sample.group to the source photo of each real crop (and of its reconstruction), so
     the trainer's holdout never splits one photo's crops between training and validation."""
     sources = data_info.get("real", {}).get("crop_sources", {})
-    recon = {name for name, sub in data_info.get("subsets", {}).items() if sub.get("family") == "reconstruction"}
+    recon = {name for name, sub in data_info.get("subsets", {}).items()
+             if str(sub.get("ai_source", "")).startswith("reconstruction")}
     out = []
     for s in samples:
         photos = sources.get(s.split, [])

@@ -63,7 +63,26 @@ TINY = BenchPreset(
     ),
 )
 
-PRESETS: dict[str, BenchPreset] = {TINY.name: TINY}
+_STANDARD_TRAIN = {"epochs": 10, "batch_size": 64, "lr": 1e-4, "patience": 3, "warmup": 0.05}
+
+# For a real GenImage-layout root (`gendet bench --preset standard --data ROOT`): the
+# baselines at their published sizes; pass ImageNet/CLIP weights with --weights NAME=PATH.
+STANDARD = BenchPreset(
+    name="standard",
+    image_size=224,
+    generators=(),
+    n_per_split={},
+    detectors=(
+        DetectorSpec("resnet50", "resnet50", {}, _STANDARD_TRAIN),
+        DetectorSpec("cnnspot", "cnnspot", {}, _STANDARD_TRAIN),
+        DetectorSpec("spec", "spec", {}, _STANDARD_TRAIN),
+        DetectorSpec("npr", "npr", {}, _STANDARD_TRAIN),
+        DetectorSpec("univfd", "univfd", {}, _STANDARD_TRAIN, needs_weights=True),
+    ),
+    description="GenImage protocol on a user's data root at the baselines' published input size.",
+)
+
+PRESETS: dict[str, BenchPreset] = {TINY.name: TINY, STANDARD.name: STANDARD}
 
 
 def get_preset(name: str) -> BenchPreset:

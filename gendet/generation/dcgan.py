@@ -82,16 +82,22 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def diff_augment(x: torch.Tensor, translate: float = 0.125, cutout: float = 0.25) -> torch.Tensor:
+def diff_augment(x: torch.Tensor, policy: str = "translation,cutout", translate: float = 0.125,
+                 cutout: float = 0.25) -> torch.Tensor:
     """Differentiable random colour (brightness, saturation, contrast), translation (zero padded) and
-    cutout, per sample."""
+    cutout, per sample; `policy` names the ones to apply."""
+    ops = {p.strip() for p in policy.split(",") if p.strip()}
+    unknown = ops - {"color", "translation", "cutout"}
+    if unknown:
+        raise ValueError(f"unknown DiffAugment ops {sorted(unknown)}")
     b, _, h, w = x.shape
-    x = x + (torch.rand(b, 1, 1, 1) - 0.5)
-    mean = x.mean(dim=1, keepdim=True)
-    x = (x - mean) * (torch.rand(b, 1, 1, 1) * 2) + mean
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * (torch.rand(b, 1, 1, 1) + 0.5) + mean
-    if translate > 0:
+    if "color" in ops:
+        x = x + (torch.rand(b, 1, 1, 1) - 0.5)
+        mean = x.mean(dim=1, keepdim=True)
+        x = (x - mean) * (torch.rand(b, 1, 1, 1) * 2) + mean
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * (torch.rand(b, 1, 1, 1) + 0.5) + mean
+    if "translation" in ops and translate > 0:
         pad = int(h * translate)
         xp = F.pad(x, (pad, pad, pad, pad))
         dx = torch.randint(0, 2 * pad + 1, (b,))
@@ -100,7 +106,7 @@ def diff_augment(x: torch.Tensor, translate: float = 0.125, cutout: float = 0.25
         xp = xp.gather(2, rows)
         cols = (dx[:, None] + torch.arange(w)[None])[:, None, None, :].expand(b, 3, h, w)
         x = xp.gather(3, cols)
-    if cutout > 0:
+    if "cutout" in ops and cutout > 0:
         ch, cw = int(h * cutout), int(w * cutout)
         cy = torch.randint(0, h - ch + 1, (b,))[:, None]
         cx = torch.randint(0, w - cw + 1, (b,))[:, None]
@@ -118,7 +124,7 @@ class DCGAN(Generator):
     description = "DCGAN: transposed-conv generator (checkerboard up-sampling), hinge loss, SN critic, DiffAugment"
     default_config: ClassVar[dict[str, Any]] = {
         "image_size": 64, "z_dim": 128, "g_width": 32, "d_width": 32,
-        "lr": 2e-4, "augment": True, "loss": "hinge", "spectral_norm": True,
+        "lr": 2e-4, "d_lr": 2e-4, "augment": "translation,cutout", "loss": "hinge", "spectral_norm": True,
     }
 
     def __init__(self, **config: Any) -> None:
@@ -137,8 +143,12 @@ class DCGAN(Generator):
         disc = DCGANDiscriminator(int(c["d_width"]), self.image_size, bool(c["spectral_norm"]))
         dcgan_init(disc)
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=float(c["lr"]), betas=(0.5, 0.999))
-        opt_d = torch.optim.Adam(disc.parameters(), lr=float(c["lr"]), betas=(0.5, 0.999))
-        aug = diff_augment if c["augment"] else (lambda t: t)
+        opt_d = torch.optim.Adam(disc.parameters(), lr=float(c["d_lr"]), betas=(0.5, 0.999))
+        policy = str(c["augment"])
+
+        def aug(t: torch.Tensor) -> torch.Tensor:
+            return diff_augment(t, policy) if policy else t
+
         log = LossLog(steps)
         bar = progress_bar(steps, "dcgan", progress)
         for step in range(steps):

@@ -36,8 +36,8 @@ def _data_section(rb: ReportBuilder, results: dict[str, Any], data_root: Path | 
         rows.append({
             "subset": name,
             "family": sub.get("family"),
-            "train ai/nature": f"{sub['counts']['train']['ai']}/{sub['counts']['train']['nature']}",
-            "val ai/nature": f"{sub['counts']['val']['ai']}/{sub['counts']['val']['nature']}",
+            **{f"{split} ai/nature": "{}/{}".format(c.get("ai", 0), c.get("nature", 0))
+               for split in ("train", "val") for c in (sub.get("counts", {}).get(split, {}),)},
             "KID": fid.get("kid"),
             "KID std": fid.get("kid_std"),
             "FID": fid.get("fid"),
