@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "report": "gendet.cli.report_cmd",
     "import-weights": "gendet.cli.import_weights_cmd",
     "bench": "gendet.cli.bench_cmd",
+    "detect": "gendet.cli.detect_cmd",
 }
 
 

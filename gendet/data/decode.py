@@ -98,8 +98,10 @@ def decode_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_IMAGE_
         raise DecodeError("permission denied", path) from None
     except UnidentifiedImageError:
         raise DecodeError("not a recognised image format", path) from None
-    except Image.DecompressionBombError as e:
-        raise DecodeError(f"decompression bomb refused: {e}", path) from None
+    except Image.DecompressionBombError:
+        # Pillow's own message quotes its 2x hard limit; report the limit gendet enforces.
+        raise DecodeError(f"image too large: over the limit of {max_pixels} pixels (decompression bomb refused)",
+                          path) from None
     except OSError as e:
         msg = str(e) or type(e).__name__
         if "truncated" in msg.lower():

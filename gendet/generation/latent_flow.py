@@ -14,7 +14,7 @@ import torch
 from gendet.generation.autoencoder import Autoencoder, train_autoencoder
 from gendet.generation.base import Generator
 from gendet.generation.flow import sample_ode
-from gendet.generation.pixel_flow import flow_unet, train_flow
+from gendet.generation.pixel_flow import flow_unet, train_flow, velocity_fn
 
 # One autoencoder configuration for latent_flow and ae_recon, so ae_recon can adopt latent_flow's.
 AE_CONFIG: dict[str, Any] = {"ae_channels": [24, 48, 96], "z_ch": 4, "ae_blocks": 1, "ae_lr": 1e-3,
@@ -32,7 +32,7 @@ class LatentFlow(Generator):
     default_config: ClassVar[dict[str, Any]] = {
         "image_size": 64, **AE_CONFIG, "ae_fraction": 0.4,
         "base": 48, "mults": [1, 2, 2], "blocks": 1, "attn_levels": [1, 2], "patch": 1, "dropout": 0.0,
-        "lr": 6e-4, "ema_decay": 0.998, "flow_batch_mult": 2,
+        "lr": 6e-4, "ema_decay": 0.998, "prediction": "v", "flow_batch_mult": 2,
         "sample_steps": 5, "sampler": "heun", "shift": 1.0,
     }
 
@@ -82,7 +82,7 @@ class LatentFlow(Generator):
             return (z - self.latent_mean) / self.latent_std
 
         flow_log = train_flow(self.flow, draw, flow_steps, float(c["lr"]), float(c["ema_decay"]), progress,
-                              "latent_flow/flow")
+                              "latent_flow/flow", str(c["prediction"]))
         return {"ae_steps": ae_steps, "flow_steps": flow_steps, "flow_batch_size": fb,
                 "autoencoder_loss": ae_log, "flow_loss": flow_log}
 
@@ -92,5 +92,6 @@ class LatentFlow(Generator):
 
     def _decode(self, noise: torch.Tensor | None, source: torch.Tensor | None) -> torch.Tensor:
         c = self.config
-        z = sample_ode(self.flow, noise, int(c["sample_steps"]), str(c["sampler"]), float(c["shift"]))
+        model = velocity_fn(self.flow, str(c["prediction"]))
+        z = sample_ode(model, noise, int(c["sample_steps"]), str(c["sampler"]), float(c["shift"]))
         return self.ae.decode(z * self.latent_std + self.latent_mean)

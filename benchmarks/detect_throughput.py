@@ -1,0 +1,222 @@
+"""Throughput of `gendet detect` against a naive loop and the model-only bound, plus peak RSS.
+
+On the same images and model, in one run:
+  (a) pipeline  - gendet.detect.scan(): DataLoader workers decode, batched forward, JSONL written
+  (b) naive     - for each file: decode, preprocess, forward a batch of one
+  (c) model     - forward only, on tensors decoded beforehand, at the same batch size as (a)
+and the ratios a/b (what batching + overlapped decoding buy) and a/c (how much of the
+decode cost is hidden behind compute; 1.0 = all of it).
+Peak RSS: a child process scans --rss-n inputs (hard links to the bench images, made on the
+fly) and reports ru_maxrss of itself and of its largest decoding worker; a scan of a tenth
+as many inputs runs first so the two can be compared (flat = memory does not grow with n).
+
+Images: JPEG crops (q90) of gendet's shipped real photos at --image-size-on-disk.
+Model: --checkpoint, else the shipped default model, else a freshly initialised
+resnet50[arch=resnet18] at --stand-in-size px (same compute as a trained one; scores meaningless).
+
+  python benchmarks/detect_throughput.py --n 256 --batch-size 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import gendet  # noqa: F401 - sets OMP_WAIT_POLICY before torch loads
+from gendet.cli.detect_cmd import default_workers
+from gendet.data.decode import decode_image
+from gendet.data.preprocess import ImageTransform
+from gendet.data.real_photos import list_photos
+from gendet.detect import ScanModel, default_checkpoint_dir, load_scan_model, scan
+from gendet.detect.pipeline import score_batch
+from gendet.models.checkpoint import save_checkpoint
+from gendet.models.registry import create_detector
+
+
+def make_images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
+    """n JPEG crops (size x 4/3 size, landscape) of the shipped real photos."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    photos = [decode_image(p) for p in list_photos()]
+    w, h = size * 4 // 3, size
+    paths = []
+    for i in range(n):
+        photo = photos[i % len(photos)]
+        scale = max(w / photo.width, h / photo.height) * float(rng.uniform(1.0, 1.5))
+        im = photo.resize((max(w, round(photo.width * scale)), max(h, round(photo.height * scale))))
+        x, y = int(rng.integers(0, im.width - w + 1)), int(rng.integers(0, im.height - h + 1))
+        p = folder / f"img_{i:05d}.jpg"
+        im.crop((x, y, x + w, y + h)).save(p, quality=90)
+        paths.append(p)
+    return paths
+
+
+def stand_in_checkpoint(out: Path, size: int) -> Path:
+    torch.manual_seed(0)
+    det = create_detector("resnet50", arch="resnet18", image_size=size)
+    pp = det.preprocess("jpeg")
+    save_checkpoint(out, det, {"preprocess": pp.to_dict(), "align": "jpeg", "threshold": 0.5,
+                               "threshold_source": "fixed", "name": "stand-in (untrained)"})
+    return out
+
+
+def tiny_checkpoint(out: Path, like: ScanModel) -> Path:
+    det = create_detector("tiny_cnn", image_size=like.preprocess.size)
+    save_checkpoint(out, det, {"preprocess": like.preprocess.to_dict(), "align": like.preprocess.align,
+                               "threshold": 0.5, "threshold_source": "fixed"})
+    return out
+
+
+def pick_checkpoint(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
+    if args.checkpoint:
+        return Path(args.checkpoint), "given"
+    if (default_checkpoint_dir() / "model.safetensors").is_file():
+        return default_checkpoint_dir(), "shipped default model"
+    return stand_in_checkpoint(tmp / "stand_in", args.stand_in_size), (
+        f"STAND-IN: the default model is not shipped yet; an untrained resnet50[arch=resnet18] at "
+        f"{args.stand_in_size} px (same compute as a trained one)"
+    )
+
+
+def bench_pipeline(folder: Path, model: ScanModel, args: argparse.Namespace, out: Path) -> float:
+    t = time.perf_counter()
+    res = scan([str(folder)], model, output=str(out), overwrite=True, batch_size=args.batch_size,
+               workers=args.workers, device=args.device)
+    dt = time.perf_counter() - t
+    assert res.summary.errors == 0, res.summary.error_examples
+    return res.summary.total / dt
+
+
+def bench_naive(paths: list[Path], model: ScanModel, device: torch.device) -> tuple[float, float]:
+    """(images/s, mean ms of decode + preprocess per image)."""
+    transform = ImageTransform(model.preprocess, train=False)
+    rng = np.random.default_rng(0)
+    prep = 0.0
+    t = time.perf_counter()
+    for p in paths:
+        t0 = time.perf_counter()
+        x = transform(decode_image(p), rng)[None]
+        prep += time.perf_counter() - t0
+        score_batch(model, x, device)
+    dt = time.perf_counter() - t
+    return len(paths) / dt, 1000 * prep / len(paths)
+
+
+def bench_model_only(paths: list[Path], model: ScanModel, batch_size: int, device: torch.device) -> float:
+    transform = ImageTransform(model.preprocess, train=False)
+    rng = np.random.default_rng(0)
+    x = torch.stack([transform(decode_image(p), rng) for p in paths])
+    t = time.perf_counter()
+    for i in range(0, len(x), batch_size):
+        score_batch(model, x[i:i + batch_size], device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return len(x) / (time.perf_counter() - t)
+
+
+def rss_child(argv: list[str]) -> None:
+    """Child process: scan a folder, print peak RSS (MiB) of this process and its largest worker as JSON."""
+    import resource
+
+    folder, ckpt, batch_size, workers, device = argv[0], argv[1], int(argv[2]), int(argv[3]), argv[4]
+    model = load_scan_model(ckpt, device)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        res = scan([folder], model, output=str(Path(tmp) / "out.jsonl"), batch_size=batch_size,
+                   workers=workers, device=device)
+        dt = time.perf_counter() - t
+    kib = 1024.0  # ru_maxrss is in KiB on Linux
+    print(json.dumps({
+        "n": res.summary.total, "errors": res.summary.errors, "seconds": dt,
+        "main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,
+        "worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / kib,
+    }))
+
+
+def measure_rss(images: list[Path], n: int, tmp: Path, ckpt: Path, args: argparse.Namespace) -> dict:
+    folder = tmp / f"rss_{n}"
+    folder.mkdir()
+    for i in range(n):  # inputs made on the fly: hard links (else copies) of the bench images
+        src, dst = images[i % len(images)], folder / f"r_{i:06d}.jpg"
+        try:
+            os.link(src, dst)
+        except OSError:
+            dst.write_bytes(src.read_bytes())
+    cmd = [sys.executable, __file__, "--_rss-child", str(folder), str(ckpt), str(args.batch_size),
+           str(args.workers), args.device]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--_rss-child":
+        rss_child(sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default=None, help="checkpoint dir (default: shipped model, else a stand-in)")
+    ap.add_argument("--stand-in-size", type=int, default=224, help="input size of the stand-in model (64 or 224)")
+    ap.add_argument("--n", type=int, default=256, help="images for (a), (b), (c)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=default_workers(), help="decoding workers for (a)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats of (a), (b), (c); best is reported")
+    ap.add_argument("--image-size-on-disk", type=int, default=256, help="shorter side of the JPEGs on disk")
+    ap.add_argument("--rss-n", type=int, default=10_000, help="inputs for the peak-RSS scan (0 = skip)")
+    ap.add_argument("--rss-checkpoint", default=None,
+                    help="checkpoint for the RSS scans (default: the same model); 'tiny' = a tiny_cnn with the same "
+                    "preprocessing, so 10k inputs take seconds (the pipeline's memory, not the big model's)")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+
+    with tempfile.TemporaryDirectory(prefix="gendet_bench_") as tmp_s:
+        tmp = Path(tmp_s)
+        ckpt, origin = pick_checkpoint(args, tmp)
+        model = load_scan_model(ckpt, device)
+        images = make_images(tmp / "images", args.n, args.image_size_on_disk)
+        print(f"model: {model.name} from {ckpt} ({origin}); input {model.preprocess.size} px, "
+              f"align {model.preprocess.align}")
+        print(f"images: {args.n} JPEGs {args.image_size_on_disk * 4 // 3}x{args.image_size_on_disk}; "
+              f"batch {args.batch_size}; workers {args.workers}; device {device}; torch threads "
+              f"{torch.get_num_threads()}; CPU cores {os.cpu_count()}")
+        bench_model_only(images[: args.batch_size], model, args.batch_size, device)  # warm-up
+        # Interleaved repeats, best of each: on a shared machine this compares the methods under
+        # similar load instead of whichever ran during a quiet moment.
+        runs: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        prep_ms = []
+        for _ in range(args.repeats):
+            runs["c"].append(bench_model_only(images, model, args.batch_size, device))
+            runs["a"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl"))
+            b_rate, ms = bench_naive(images, model, device)
+            runs["b"].append(b_rate)
+            prep_ms.append(ms)
+        a, b, c = (max(runs[k]) for k in "abc")
+        prep_ms = min(prep_ms)
+        if args.repeats > 1:
+            print("all runs (img/s): " + "; ".join(f"{k}: {', '.join(f'{v:.1f}' for v in runs[k])}" for k in "abc"))
+        print(f"(a) gendet detect pipeline : {a:8.1f} img/s")
+        print(f"(b) naive per-image loop   : {b:8.1f} img/s  (decode + preprocess {prep_ms:.2f} ms/img)")
+        print(f"(c) model only (batch {args.batch_size:>3}) : {c:8.1f} img/s")
+        print(f"a/b = {a / b:.2f} (goal >= 1.3 on CPU, >= 5 on GPU)   a/c = {a / c:.2f} (goal >= 0.9)")
+
+        if args.rss_n > 0:
+            if args.rss_checkpoint == "tiny":
+                rss_ckpt = tiny_checkpoint(tmp / "tiny", model)
+            else:
+                rss_ckpt = Path(args.rss_checkpoint) if args.rss_checkpoint else ckpt
+            for n in (max(1, args.rss_n // 10), args.rss_n):
+                r = measure_rss(images, n, tmp, rss_ckpt, args)
+                print(f"peak RSS, {r['n']:>6d} inputs ({r['seconds']:.0f} s, model {rss_ckpt.name}): "
+                      f"main {r['main_mib']:.0f} MiB, largest worker {r['worker_mib']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

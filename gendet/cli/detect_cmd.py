@@ -1,0 +1,151 @@
+"""`gendet detect`: is this image generated? For one file, a folder, or a million paths.
+
+One file and no --output: a verdict line on stdout. Otherwise one record per
+input, streamed as JSONL or CSV to --output (default: stdout).
+Exit codes: 0 all inputs scored; 1 some inputs failed (all others written);
+2 usage errors (arguments, checkpoint, output file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from gendet.cli.main import UsageError
+from gendet.detect.inputs import check_specs, is_single_file, iter_inputs
+from gendet.detect.model import ModelSetupError, ScanModel, default_checkpoint_dir, load_scan_model, resolve_device
+from gendet.detect.pipeline import ScanSummary, iter_record_batches
+from gendet.detect.scan import ScanResult, scan
+from gendet.detect.writers import FORMATS, OutputError
+
+EPILOG = """\
+inputs: FILE, FOLDER (walked for image files), 'GLOB' (quote it; ** recurses),
+  @LIST or --paths-from LIST (a text file of paths, one per line), - (paths on stdin).
+records: {"path","score","label","threshold","model","error"}; score = P(generated) in [0,1],
+  label "fake" iff score >= threshold, else "real"; on failure label/score are null and error says why.
+  Paths are absolute; a file name that is not valid UTF-8 appears in JSONL as \\udcXX escapes:
+  os.fsencode(json.loads(line)["path"]) gives its exact bytes.
+examples:
+  gendet detect photo.jpg
+  gendet detect ~/Pictures --output scan.jsonl --workers 4
+  find /data -name '*.png' | gendet detect - --output scan.csv
+  gendet detect ~/Pictures --output scan.jsonl --resume     # continue a killed scan
+"""
+
+
+def default_workers() -> int:
+    # Leave one core to the model; decoding workers beyond ~8 rarely pay off.
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        name,
+        help="scan images, folders or path lists for generated images (JSONL/CSV records)",
+        description="Say whether images are AI-generated. Scores are P(generated); "
+        f"without --checkpoint the model shipped with gendet is used ({default_checkpoint_dir()}).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="files, folders, globs, @LIST, or - for stdin")
+    p.add_argument("--paths-from", action="append", default=[], metavar="LIST",
+                   help="text file with one path per line (same as @LIST; repeatable)")
+    p.add_argument("--checkpoint", default=None, metavar="DIR", help="checkpoint directory (default: shipped model)")
+    p.add_argument("--output", "-o", default=None, metavar="OUT",
+                   help="OUT.jsonl, OUT.csv or - for stdout (default: a verdict line for one file, else stdout)")
+    p.add_argument("--format", default=None, choices=FORMATS, help="record format (default: from OUT's extension)")
+    p.add_argument("--resume", action="store_true", help="skip paths already in OUT and append to it")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"decoding worker processes (default: CPU cores - 1, here {default_workers()})")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threshold", default=None, metavar="fixed|val|FLOAT",
+                   help="decision threshold (default: the checkpoint's own): fixed 0.5, val (fitted on "
+                   "held-out training data) or a number")
+    p.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
+                   help="walk sub-folders of folder inputs (default: yes)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    return p
+
+
+def _check(args: argparse.Namespace) -> tuple[list[str], int]:
+    specs = list(args.inputs) + [f"@{f}" for f in args.paths_from]
+    try:
+        check_specs(specs)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {workers}")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other")
+    if args.resume and args.output in (None, "-"):
+        raise UsageError("--resume needs --output FILE")
+    return specs, workers
+
+
+def _verdict(specs: list[str], model: ScanModel, device: str) -> int:
+    """The one-file answer: a human line on stdout."""
+    summary = ScanSummary()
+    batches = iter_record_batches(iter_inputs(specs), model, batch_size=1, workers=0, device=device, summary=summary)
+    rec = next(r for batch in batches for r in batch)
+    if rec.error is not None:
+        print(f"{rec.path}: error: {rec.error}", file=sys.stderr)
+        return 1
+    word = "GENERATED (fake)" if rec.label == "fake" else "REAL"
+    cmp = ">=" if rec.label == "fake" else "<"
+    print(
+        f"{rec.path}: {word}  score {rec.score:.4f} {cmp} threshold {rec.threshold:.4f} "
+        f"({model.threshold_source})  model {rec.model}"
+    )
+    return 0
+
+
+def _print_summary(result: ScanResult, where: str) -> None:
+    s, err = result.summary, sys.stderr
+    if result.dropped_bytes:
+        print(f"resume: dropped a partial last record ({result.dropped_bytes} bytes) from {where}", file=err)
+    rate = f"{s.images_per_second:.1f} img/s" if s.seconds > 0 else "-"
+    resumed = f", {s.resumed} already done (resume)" if s.resumed else ""
+    print(
+        f"gendet detect: {s.total} inputs in {s.seconds:.1f} s ({rate}): {s.fake} fake, {s.real} real, "
+        f"{s.errors} errors{resumed}; records in {where}",
+        file=err,
+    )
+    if result.inputs.skipped_not_image:
+        print(f"  skipped {result.inputs.skipped_not_image} non-image files in folders, e.g. "
+              f"{result.inputs.examples_not_image[0]}", file=err)
+    for path, reason in s.error_examples[:3]:
+        print(f"  error: {path}: {reason}", file=err)
+
+
+def run(args: argparse.Namespace) -> int:
+    specs, workers = _check(args)
+    try:
+        device = resolve_device(args.device)
+        model = load_scan_model(args.checkpoint, device, args.threshold)
+    except (ValueError, ModelSetupError) as e:
+        raise UsageError(str(e)) from None
+    if args.output is None and is_single_file(specs):
+        return _verdict(specs, model, str(device))
+    output = "-" if args.output is None else args.output
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        result = scan(
+            specs, model, output=output, fmt=args.format, resume=args.resume, overwrite=args.overwrite,
+            batch_size=args.batch_size, workers=workers, device=device, recursive=args.recursive,
+            progress=progress,
+        )
+    except OutputError as e:
+        raise UsageError(str(e)) from None
+    except BrokenPipeError:
+        # stdout closed early (e.g. `| head`): stop quietly; point stdout at devnull so the exit flush is silent
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    _print_summary(result, "stdout" if output == "-" else output)
+    return 1 if result.summary.errors else 0

@@ -1,0 +1,113 @@
+"""The model a scan uses: a checkpoint (the shipped default unless told otherwise), its preprocessing and threshold."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gendet.data.preprocess import Preprocess
+from gendet.evaluation.protocol import resolve_threshold
+from gendet.models.base import Detector
+from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint
+
+
+class ModelSetupError(Exception):
+    """The checkpoint or threshold cannot be used; the message says what to do."""
+
+
+def default_checkpoint_dir() -> Path:
+    """Where the default detector ships: ``gendet/assets/default_model/`` inside the installed package."""
+    return Path(str(resources.files("gendet"))) / "assets" / "default_model"
+
+
+@dataclass
+class ScanModel:
+    """Everything a scan needs from a checkpoint."""
+
+    detector: Detector
+    config: dict[str, Any]
+    preprocess: Preprocess
+    threshold: float
+    threshold_source: str
+    name: str  # written into every record's "model" field
+    checkpoint: Path
+
+
+def model_name(detector: Detector, config: dict[str, Any], checkpoint: Path) -> str:
+    """The detector's report name (e.g. resnet50[arch=resnet18]), prefixed by the config's "name" if any."""
+    variant = str(getattr(detector, "variant", detector.name))
+    name = config.get("name")
+    return f"{name} ({variant})" if name else variant
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; ValueError for unusable devices."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"--device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: only cpu and cuda are supported")
+    return dev
+
+
+def _config_threshold(config: dict[str, Any]) -> tuple[float, str]:
+    """The checkpoint's own decision threshold (0.5 'fixed' when it records none)."""
+    value = config.get("threshold")
+    if value is None:
+        return 0.5, "fixed"
+    value = float(value)
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ModelSetupError(f"checkpoint threshold {value!r} is not a probability in [0, 1]")
+    return value, str(config.get("threshold_source") or "checkpoint")
+
+
+def load_scan_model(
+    checkpoint: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    threshold: str | float | None = None,
+) -> ScanModel:
+    """Load `checkpoint` (default: the shipped model) for scanning, strictly, in eval mode.
+
+    `threshold`: None uses the checkpoint's recorded threshold; otherwise
+    "fixed" | "val" | a number, resolved like ``gendet eval --threshold``.
+    """
+    if checkpoint is None:
+        ckpt = default_checkpoint_dir()
+        if not (ckpt / WEIGHTS_FILE).is_file() or not (ckpt / CONFIG_FILE).is_file():
+            raise ModelSetupError(
+                f"the default model is not installed ({ckpt} has no {WEIGHTS_FILE} + {CONFIG_FILE}); "
+                "pass a checkpoint directory from `gendet train` with --checkpoint DIR"
+            )
+    else:
+        ckpt = Path(checkpoint)
+        if not ckpt.is_dir():
+            raise ModelSetupError(f"--checkpoint {ckpt}: not a directory")
+    try:
+        detector, config = load_checkpoint(ckpt, device)
+    except (CheckpointError, KeyError, TypeError, ValueError) as e:  # KeyError/TypeError: unknown model/config keys
+        raise ModelSetupError(f"cannot load checkpoint {ckpt}: {e}") from None
+    detector.eval()
+    # The same preprocessing the checkpoint was trained and evaluated with (as `gendet eval` rebuilds it).
+    if config.get("preprocess"):
+        pp = Preprocess.from_dict(config["preprocess"])
+    else:
+        pp = detector.preprocess(config.get("align", "jpeg"))
+    if threshold is None:
+        value, source = _config_threshold(config)
+    else:
+        try:
+            value, source = resolve_threshold(threshold, config)
+        except ValueError as e:
+            raise ModelSetupError(str(e)) from None
+    return ScanModel(detector, config, pp, value, source, model_name(detector, config, ckpt), ckpt)

@@ -1,0 +1,214 @@
+"""Streaming record writers (JSONL, CSV) and the resume reader.
+
+Each batch of records is written and flushed as soon as it is scored, so a
+killed scan loses at most the batch being written, and that one only as a
+truncated last line, which `read_done_paths` drops (and cuts off the file)
+before a resumed scan appends.
+
+Non-UTF-8 file names (held as surrogate-escaped ``str``, see inputs.py):
+- JSONL: the undecodable bytes are written as JSON ``\\udcXX`` escapes, so the file
+  is valid UTF-8 JSON; ``os.fsencode(json.loads(line)["path"])`` gives the exact bytes.
+- CSV: the original bytes are written as they are (the file then is not pure UTF-8);
+  read it with ``open(f, newline="", encoding="utf-8", errors="surrogateescape")`` and
+  ``os.fsencode(row["path"])`` gives the exact bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+FIELDS = ("path", "score", "label", "threshold", "model", "error")
+FORMATS = ("jsonl", "csv")
+
+
+class OutputError(Exception):
+    """The output file cannot be written or resumed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input's result. label is "fake"/"real", or None (with score None) when `error` is set."""
+
+    path: str
+    score: float | None
+    label: str | None
+    threshold: float
+    model: str
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "score": self.score, "label": self.label,
+            "threshold": self.threshold, "model": self.model, "error": self.error,
+        }
+
+
+def format_for(output: str, fmt: str | None) -> str:
+    """The explicit --format, else from the output's extension (.csv -> csv, anything else -> jsonl)."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise OutputError(f"--format must be one of {FORMATS}, got {fmt!r}")
+        return fmt
+    return "csv" if output != "-" and output.lower().endswith(".csv") else "jsonl"
+
+
+class RecordWriter:
+    """Base: `write(records)` writes one batch and flushes it."""
+
+    def __init__(self, fh: BinaryIO, owns: bool) -> None:
+        self.fh, self.owns = fh, owns
+
+    def write(self, records: Sequence[Record]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.fh.flush()
+        if self.owns:
+            self.fh.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class JsonlWriter(RecordWriter):
+    def write(self, records: Sequence[Record]) -> None:
+        text = "".join(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in records)
+        # Lone surrogates (non-UTF-8 file names) become the JSON escape \udcXX: valid JSON, exact round trip.
+        self.fh.write(text.encode("utf-8", "backslashreplace"))
+        self.fh.flush()
+
+
+class CsvWriter(RecordWriter):
+    def __init__(self, fh: BinaryIO, owns: bool, header: bool) -> None:
+        super().__init__(fh, owns)
+        self._buf = io.StringIO()
+        self._csv = csv.writer(self._buf, lineterminator="\n")
+        if header:
+            self._emit([FIELDS])
+
+    def _emit(self, rows: list[Sequence[Any]]) -> None:
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._csv.writerows(rows)
+        self.fh.write(self._buf.getvalue().encode("utf-8", "surrogateescape"))
+        self.fh.flush()
+
+    def write(self, records: Sequence[Record]) -> None:
+        self._emit([
+            [r.path, "" if r.score is None else repr(r.score), r.label or "", repr(r.threshold), r.model,
+             r.error or ""]
+            for r in records
+        ])
+
+
+def _lines_with_end(fh: BinaryIO) -> Iterator[tuple[bytes, int]]:
+    """(line, byte offset just after it); a last line without newline is not yielded (it is partial)."""
+    pos = 0
+    for line in fh:
+        if not line.endswith(b"\n"):
+            return
+        pos += len(line)
+        yield line, pos
+
+
+def _scan_jsonl(fh: BinaryIO, path: Path, done: set[str]) -> int:
+    good_end = 0
+    for n, (line, end) in enumerate(_lines_with_end(fh), start=1):
+        if not line.strip():
+            good_end = end
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise OutputError(f"{path} line {n} is not valid JSON ({e}); is it a `gendet detect` output?") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("path"), str):
+            raise OutputError(f"{path} line {n} is not a `gendet detect` record (no \"path\")")
+        done.add(rec["path"])
+        good_end = end
+    return good_end
+
+
+def _scan_csv(fh: BinaryIO, path: Path, done: set[str]) -> int:
+    ends: list[int] = [0]
+
+    def text_lines() -> Iterator[str]:
+        for line, end in _lines_with_end(fh):
+            ends[0] = end
+            yield line.decode("utf-8", "surrogateescape")
+
+    reader = csv.reader(text_lines())
+    good_end = 0
+    header_seen = False
+    for row in reader:
+        if not header_seen:
+            if tuple(row) != FIELDS:
+                raise OutputError(f"{path} does not start with the header {','.join(FIELDS)}")
+            header_seen = True
+        elif not row:
+            pass  # a blank line
+        elif len(row) != len(FIELDS):
+            break  # a record cut inside a quoted multi-line field: drop it and what follows
+        else:
+            done.add(row[0])
+        good_end = ends[0]
+    return good_end
+
+
+def read_done_paths(path: str | os.PathLike, fmt: str) -> tuple[set[str], int]:
+    """Paths already recorded in an existing output; truncates a partial last record.
+
+    Returns (paths, bytes dropped). A missing or empty file gives an empty set.
+    """
+    p = Path(path)
+    done: set[str] = set()
+    if not p.exists() or p.stat().st_size == 0:
+        return done, 0
+    with open(p, "rb") as fh:
+        good_end = _scan_jsonl(fh, p, done) if fmt == "jsonl" else _scan_csv(fh, p, done)
+    size = p.stat().st_size
+    if good_end < size:
+        with open(p, "r+b") as fh:
+            fh.truncate(good_end)
+    return done, size - good_end
+
+
+def open_writer(
+    output: str, fmt: str, resume: bool = False, overwrite: bool = False
+) -> tuple[RecordWriter, set[str], int]:
+    """(writer, paths to skip, bytes dropped from a partial last record) for `output` ('-' = stdout)."""
+    if output == "-":
+        if resume:
+            raise OutputError("--resume needs an output file (not '-')")
+        fh = sys.stdout.buffer
+        writer: RecordWriter = JsonlWriter(fh, False) if fmt == "jsonl" else CsvWriter(fh, False, header=True)
+        return writer, set(), 0
+    p = Path(output)
+    if p.is_dir():
+        raise OutputError(f"--output {p} is a directory")
+    done: set[str] = set()
+    dropped = 0
+    if p.exists() and not resume and not overwrite:
+        raise OutputError(f"--output {p} exists: add --resume to continue it, or --overwrite to replace it")
+    if resume:
+        done, dropped = read_done_paths(p, fmt)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    header = fmt == "csv" and (not resume or not p.exists() or p.stat().st_size == 0)
+    try:
+        fh = open(p, "ab" if resume else "wb")  # noqa: SIM115 - closed by the writer
+    except OSError as e:
+        raise OutputError(f"cannot write {p}: {e}") from None
+    writer = JsonlWriter(fh, True) if fmt == "jsonl" else CsvWriter(fh, True, header=header)
+    return writer, done, dropped
+
+
