@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 from gendet.cli.main import UsageError, command_line
 from gendet.data.preprocess import ALIGN_MODES
-from gendet.evaluation.bench import run_bench, write_results
+from gendet.evaluation.bench import bench_data_root, build_bench_data, run_bench, write_results
 from gendet.evaluation.presets import PRESETS, get_preset
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("GENDET_CACHE", Path.home() / ".cache" / "gendet"))
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -30,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--retrain-generators", action="store_true",
                    help="train every generator family from scratch instead of using the shipped weights")
     p.add_argument("--cache-dir", type=Path, default=None,
-                   help="where the built data set and feature caches live (default $GENDET_CACHE or ~/.cache/gendet)")
+                   help="data set and feature cache (default $GENDET_CACHE_DIR or ~/.cache/gendet)")
     p.add_argument("--detectors", default=None, help="comma-separated subset of the preset's detectors")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="local backbone weights for a detector, e.g. univfd=ViT-L-14.pt (repeatable)")
@@ -56,18 +51,12 @@ def _parse_weights(items: list[str]) -> dict[str, str]:
 
 def build_local_data(args: argparse.Namespace, preset, cache: Path, out: Path, weights_dir: Path | None,
                      progress: bool) -> tuple[Path, dict]:
-    from gendet.generation.tiny_genimage import build_tiny_genimage
-
     # Shipped generators + shipped photos: one shared cache, reused by every later run.
     shared = weights_dir is None and args.real_dir is None
-    data_root = cache / f"bench-{preset.name}-data" if shared else out / "data"
-    data_info = build_tiny_genimage(
-        data_root, list(preset.generators), size=preset.image_size, n_per_split=preset.n_per_split,
-        seed=args.seed, real_dir=args.real_dir, weights_dir=weights_dir, fidelity=not args.no_fidelity,
-        progress=progress, fidelity_n=preset.fidelity_samples, cache_dir=cache / "features",
-    )
-    data_info["root"] = str(data_root)
-    return data_root, data_info
+    root = bench_data_root(cache, preset) if shared else out / "data"
+    info = build_bench_data(preset, root, cache, seed=args.seed, real_dir=args.real_dir, weights_dir=weights_dir,
+                            fidelity=not args.no_fidelity, progress=progress)
+    return root, info
 
 
 def describe_user_data(root: Path) -> dict:
@@ -87,6 +76,7 @@ def describe_user_data(root: Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gendet.evaluation.fidelity import default_cache_dir
     from gendet.report.bench_report import build_bench_report
 
     t0 = time.monotonic()

@@ -37,8 +37,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
         "split (--holdout) is held out for early stopping and threshold fitting; the data's val/test split is "
         "never touched.",
     )
-    p.add_argument("--model", required=True, help=f"detector name ({', '.join(list_detectors())})")
-    p.add_argument("--data", required=True, help="data root (GenImage, 0_real/1_fake, manifest or FakeClue)")
+    p.add_argument("--model", default=None, help=f"detector name ({', '.join(list_detectors())})")
+    p.add_argument("--data", default=None, help="data root (GenImage, 0_real/1_fake, manifest or FakeClue)")
+    p.add_argument("--preset", default=None, choices=("default",),
+                   help="a named recipe that fixes model, data and hyper-parameters (default: the shipped "
+                        "detector, trained on the local benchmark's data; also writes its model card)")
+    p.add_argument("--cache-dir", default=None, help="--preset only: data cache (default ~/.cache/gendet)")
     p.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES)
     p.add_argument("--subset", default=None, help="train on one subset (generator) only")
     p.add_argument("--out", required=True, help="output directory")
@@ -142,11 +146,33 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         raise UsageError(str(e)) from None
 
 
+def apply_preset(args: argparse.Namespace) -> dict[str, Any] | None:
+    """--preset: fill model, data and hyper-parameters from the recipe; returns the data manifest."""
+    if args.preset is None:
+        if not args.model or not args.data:
+            raise UsageError("--model and --data are required (or use --preset)")
+        return None
+    if args.model or args.data or args.subset:
+        raise UsageError("--preset fixes the model and the data: drop --model/--data/--subset")
+    from gendet.evaluation.fidelity import default_cache_dir
+    from gendet.training.presets import get_train_preset, preset_data
+
+    preset = get_train_preset(args.preset)
+    root, info = preset_data(preset, Path(args.cache_dir) if args.cache_dir else default_cache_dir(), args.seed,
+                             progress=not args.no_progress)
+    args.model, args.data, args.layout = preset.model, str(root), "genimage"
+    args.overrides = [f"{k}={v}" for k, v in preset.overrides.items()] + list(args.overrides)
+    for key, value in preset.train_args.items():
+        setattr(args, key, value)
+    return info
+
+
 def run(args: argparse.Namespace) -> int:
     from gendet.data.layouts import detect_layout, read_samples, select_split, split_holdout
     from gendet.training.state import seed_everything
     from gendet.training.trainer import ResumeError, train
 
+    data_info = apply_preset(args)
     cfg = _train_config(args)
     if args.model not in list_detectors():
         raise UsageError(f"unknown model {args.model!r}; registered: {', '.join(list_detectors())}")
@@ -163,7 +189,12 @@ def run(args: argparse.Namespace) -> int:
     # Data first: a wrong --data/--subset should fail before any model is built.
     try:
         layout = detect_layout(data) if args.layout == "auto" else args.layout
-        samples = select_split(read_samples(data, layout, args.subset), "train")
+        all_samples = read_samples(data, layout, args.subset)
+        if data_info is not None:  # keep each source photo's crops on one side of the holdout
+            from gendet.evaluation.bench import with_photo_groups
+
+            all_samples = with_photo_groups(all_samples, data_info)
+        samples = select_split(all_samples, "train")
         if not samples:
             raise UsageError(f"no training samples (split 'train') in {data}" +
                              (f" subset {args.subset!r}" if args.subset else ""))
@@ -211,7 +242,28 @@ def run(args: argparse.Namespace) -> int:
     except ResumeError as e:
         raise UsageError(str(e)) from None
     _print_summary(summary)
+    if data_info is not None:
+        _write_card(args, out, all_samples, data_info)
     return 0
+
+
+def _write_card(args: argparse.Namespace, out: Path, samples: list, data_info: dict[str, Any]) -> None:
+    from gendet.report.model_card import CARD_MD, build_model_card
+    from gendet.training.presets import get_train_preset
+
+    preset = get_train_preset(args.preset)
+    training_data = {
+        "description": "gendet's local benchmark (gendet bench --preset tiny): crops of the shipped real photos, "
+                       "split by photo, and one subset per generator family trained here",
+        "subsets": {g: {"family": sub.get("family"), "counts": sub.get("counts"), "fidelity": sub.get("fidelity")}
+                    for g, sub in data_info.get("subsets", {}).items()},
+        "data_key": data_info.get("key"),
+    }
+    print("writing the model card (evaluating on every subset's val split and degradation)")
+    build_model_card(out, [s for s in samples if s.split == "val"], preset.card_name, training_data,
+                     f"gendet train --preset {args.preset} --out {args.out} --seed {args.seed}", preset.notes,
+                     device=args.device)
+    print(f"model card: {out / CARD_MD}")
 
 
 def _print_summary(s: dict[str, Any]) -> None:

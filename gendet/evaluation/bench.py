@@ -181,6 +181,27 @@ def run_bench(
     return summary
 
 
+def bench_data_root(cache_dir: Path, preset: BenchPreset) -> Path:
+    """Where the data set built from the shipped generators and photos is cached (shared by all runs)."""
+    return cache_dir / f"bench-{preset.name}-data"
+
+
+def build_bench_data(
+    preset: BenchPreset, root: Path, cache_dir: Path, seed: int = 0, real_dir: Path | None = None,
+    weights_dir: Path | None = None, fidelity: bool = True, progress: bool = True,
+) -> dict[str, Any]:
+    """Build (or reuse, keyed by content) the preset's GenImage-layout data set at `root`."""
+    from gendet.generation.tiny_genimage import build_tiny_genimage
+
+    info = build_tiny_genimage(
+        root, list(preset.generators), size=preset.image_size, n_per_split=preset.n_per_split, seed=seed,
+        real_dir=real_dir, weights_dir=weights_dir, fidelity=fidelity, progress=progress,
+        fidelity_n=preset.fidelity_samples, cache_dir=cache_dir / "features",
+    )
+    info["root"] = str(root)
+    return info
+
+
 def write_results(summary: dict[str, Any], out: Path) -> Path:
     path = out / "results.json"
     atomic_write_text(path, json.dumps(summary, indent=2, default=str))

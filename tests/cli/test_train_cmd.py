@@ -157,3 +157,8 @@ def test_cli_constants_match_the_library() -> None:
     assert train_cmd.AMP_CHOICES == AMP_MODES
     assert train_cmd.STATE_PATH == Path(STATE_DIR) / STATE_FILE
     assert {JSONL_FILE, CSV_FILE, STATE_DIR} <= set(train_cmd.RUN_FILES)
+
+
+def test_preset_and_required_arguments(tmp_path):
+    assert main(["train", "--out", str(tmp_path / "a")]) == 2  # neither --model/--data nor --preset
+    assert main(["train", "--preset", "default", "--model", "npr", "--out", str(tmp_path / "b")]) == 2

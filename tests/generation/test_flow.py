@@ -79,3 +79,16 @@ def test_time_grid_runs_from_one_to_zero() -> None:
         assert ts[0] == 1 and ts[-1] == 0 and torch.all(ts[1:] < ts[:-1])
     with pytest.raises(ValueError):
         sample_ode(lambda x, t: x, torch.zeros(1, 1), 2, "rk4")
+
+
+def test_x_prediction_gives_the_flow_velocity() -> None:
+    from gendet.generation.pixel_flow import velocity_fn
+
+    g = torch.Generator().manual_seed(3)
+    x0, eps = torch.randn(3, 3, 8, 8, generator=g), torch.randn(3, 3, 8, 8, generator=g)
+    t = torch.tensor([0.2, 0.5, 0.9])
+    oracle = velocity_fn(lambda xt, tt: x0, "x")  # a network that predicts the clean image exactly
+    assert torch.allclose(oracle(interpolate(x0, eps, t), t), velocity_target(x0, eps), atol=1e-5)
+    assert velocity_fn(torch.nn.Identity(), "v") is not None
+    with pytest.raises(ValueError):
+        velocity_fn(torch.nn.Identity(), "eps")
