@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from gendet.data.decode import decode_image
+from gendet.lazy_import import file_sha256
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "real"
 SHORT_SIDE = 256
@@ -50,12 +51,7 @@ def downscale_short_side(img: Image.Image, short_side: int = SHORT_SIDE) -> Imag
     return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_file = file_sha256
 
 
 def list_photos(real_dir: str | os.PathLike | None = None) -> list[Path]:

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 import gendet
 from gendet.generation.base import Generator
-from gendet.models.checkpoint import CheckpointError, atomic_write_text, check_state_dict, git_commit
+from gendet.lazy_import import resolve_entry
+from gendet.models.checkpoint import CheckpointError, atomic_write_text, git_commit, read_weights_checked
 
 GENERATORS: dict[str, str] = {
     "dcgan": "gendet.generation.dcgan:DCGAN",
@@ -37,13 +38,7 @@ META_SUFFIX = ".json"
 
 
 def get_generator_class(name: str) -> type[Generator]:
-    if name not in GENERATORS:
-        raise KeyError(f"unknown generator {name!r}; registered: {', '.join(sorted(GENERATORS))}")
-    module_name, cls_name = GENERATORS[name].split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    if not (isinstance(cls, type) and issubclass(cls, Generator)):
-        raise TypeError(f"{GENERATORS[name]} is not a Generator subclass")
-    return cls
+    return resolve_entry(GENERATORS, name, Generator, "generator")
 
 
 def create_generator(name: str, **config: Any) -> Generator:
@@ -109,15 +104,8 @@ def load_generator(path: str | os.PathLike) -> Generator:
     """Rebuild the generator named in the JSON and load its weights strictly (cast to float32)."""
     base = _base(path)
     meta = read_generator_meta(base)
-    weights = Path(str(base) + WEIGHTS_SUFFIX)
-    if not weights.is_file():
-        raise CheckpointError(f"{weights} not found")
     gen = create_generator(meta["name"], **meta.get("config", {}))
-    try:
-        state = load_file(str(weights))
-    except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"cannot read {weights}: {e}") from e
-    check_state_dict(gen, state, str(weights))
+    state = read_weights_checked(gen, Path(str(base) + WEIGHTS_SUFFIX))
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     gen.load_state_dict(state, strict=True)
     gen.training_summary = meta.get("training_summary", {})

@@ -47,6 +47,7 @@ from gendet.evaluation.fidelity import FeatureExtractor, FidelityUnavailable, In
 from gendet.evaluation.fidelity import fidelity as fidelity_fn
 from gendet.generation.base import Generator
 from gendet.generation.registry import WEIGHTS_SUFFIX, load_generator, shipped_generator_path
+from gendet.lazy_import import file_sha256
 
 CODE_VERSION = 1  # bump when anything that changes the written files changes
 FORMAT = "gendet-tiny-genimage"
@@ -62,14 +63,6 @@ class DatasetBuildError(RuntimeError):
 
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def state_dict_sha256(module: torch.nn.Module) -> str:
@@ -96,7 +89,7 @@ def resolve_generator(spec: str | Generator, weights_dir: str | os.PathLike | No
             f"no trained weights for generator {spec!r} {where} ({weights}); "
             "train them with `gendet generators train --preset tiny`"
         )
-    return load_generator(base), str(weights), _file_sha256(weights)
+    return load_generator(base), str(weights), file_sha256(weights)
 
 
 def derived_seed(seed: int, *parts: str) -> int:

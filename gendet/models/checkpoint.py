@@ -93,6 +93,18 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
         raise CheckpointError("\n".join(parts))
 
 
+def read_weights_checked(model: torch.nn.Module, weights: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file and check it against `model` (CheckpointError lists every mismatch)."""
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} not found")
+    try:
+        state = load_file(str(weights))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"cannot read {weights}: {e}") from e
+    check_state_dict(model, state, str(weights))
+    return state
+
+
 def read_config(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(ckpt_dir) / CONFIG_FILE
     if not path.is_file():
@@ -108,15 +120,8 @@ def load_checkpoint(
 ) -> tuple[Detector, dict[str, Any]]:
     """Rebuild the detector named in config.json and load its weights strictly."""
     cfg = read_config(ckpt_dir)
-    weights = Path(ckpt_dir) / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"{weights} not found")
     detector = create_detector(cfg["model"], **cfg.get("model_config", {}))
-    try:
-        state = load_file(str(weights))
-    except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"cannot read {weights}: {e}") from e
-    check_state_dict(detector, state, str(weights))
+    state = read_weights_checked(detector, Path(ckpt_dir) / WEIGHTS_FILE)
     detector.load_state_dict(state, strict=True)
     detector.to(device).eval()
     return detector, cfg

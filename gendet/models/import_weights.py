@@ -15,7 +15,6 @@ strictly: any missing, unexpected or mis-shaped key is a CheckpointError listing
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 import zipfile
@@ -27,6 +26,7 @@ import torch
 from safetensors.torch import load_file
 
 from gendet.data.preprocess import DEFAULT_JPEG_QUALITY
+from gendet.lazy_import import file_sha256
 from gendet.models.base import Detector
 from gendet.models.checkpoint import CheckpointError, check_state_dict, save_checkpoint
 from gendet.models.registry import create_detector
@@ -34,14 +34,6 @@ from gendet.models.registry import create_detector
 # --format name -> the gendet detector it becomes
 FORMATS: dict[str, str] = {"cnndetection": "cnnspot", "univfd": "univfd", "npr": "npr"}
 _WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "net")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def weights_record(path: str | os.PathLike) -> dict[str, str]:

@@ -7,9 +7,9 @@ errors are raised, never swallowed.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from gendet.lazy_import import resolve_entry
 from gendet.models.base import Detector
 
 DETECTORS: dict[str, str] = {
@@ -23,13 +23,7 @@ DETECTORS: dict[str, str] = {
 
 
 def get_detector_class(name: str) -> type[Detector]:
-    if name not in DETECTORS:
-        raise KeyError(f"unknown detector {name!r}; registered: {', '.join(sorted(DETECTORS))}")
-    module_name, cls_name = DETECTORS[name].split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    if not (isinstance(cls, type) and issubclass(cls, Detector)):
-        raise TypeError(f"{DETECTORS[name]} is not a Detector subclass")
-    return cls
+    return resolve_entry(DETECTORS, name, Detector, "detector")
 
 
 def create_detector(name: str, **config: Any) -> Detector:
