@@ -14,26 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
-import time
 from pathlib import Path
 
-import torch
-from torchvision.utils import save_image
-
 from gendet.cli.main import UsageError
-from gendet.generation.base import Generator
-from gendet.generation.presets import PRESETS, get_preset
+from gendet.generation.presets import PRESETS
 from gendet.generation.registry import (
     create_generator,
     get_generator_class,
     list_generators,
-    load_generator,
-    save_generator,
     shipped_generators_dir,
 )
-
-GRID_IMAGES = 64
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -78,77 +68,19 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def sample_grid(gen: Generator, images: torch.Tensor, path: Path, seed: int) -> float:
-    """Save a grid of samples (reconstruction: source/reconstruction pairs); returns images/second."""
-    n = min(GRID_IMAGES // 2, images.shape[0]) if gen.needs_source else GRID_IMAGES
-    row = 8 if n % 8 == 0 else n
-    source = images[:n] if gen.needs_source else None
-    start = time.perf_counter()
-    out = gen.generate(n, seed=seed, source=source)
-    speed = n / max(time.perf_counter() - start, 1e-9)
-    if source is not None:  # interleave rows: a row of sources, then their reconstructions
-        out = torch.stack([source.view(-1, row, *source.shape[1:]), out.view(-1, row, *out.shape[1:])], 1)
-        out = out.reshape(-1, *source.shape[1:])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(out.float() / 255.0, str(path), nrow=row, padding=2)
-    return round(speed, 2)
-
-
 def _train(args: argparse.Namespace) -> int:
-    preset = get_preset(args.preset)
-    names = list(preset) if not args.only else args.only
-    unknown = [n for n in names if n not in preset]
-    if unknown:
-        raise UsageError(f"--only: {unknown} not in preset {args.preset!r} ({', '.join(preset)})")
-    names = [n for n in preset if n in names]  # preset order: adopters come after what they adopt
+    from gendet.generation.presets import train_generators
+
     if args.steps_scale <= 0:
         raise UsageError("--steps-scale must be > 0")
-    out = Path(args.out) if args.out else shipped_generators_dir()
-    torch.set_num_threads(args.threads)
-    from gendet.data.real_photos import load_real_crops  # heavy (reads photos): only when training
-
-    images = load_real_crops("train", 64, args.real_dir)
-    print(f"training {', '.join(names)} on {images.shape[0]} train crops (64 px); output {out}", file=sys.stderr)
     command = "gendet generators train " + " ".join(shlex.quote(a) for a in _argv_of(args))
-    trained: dict[str, Generator] = {}
-    for name in names:
-        spec = preset[name]
-        steps = max(1, round(spec["steps"] * args.steps_scale)) if spec["steps"] else 0
-        gen = create_generator(name, **spec.get("config", {}))
-        origin = spec.get("adopt_autoencoder_from")
-        start = time.perf_counter()
-        if origin:
-            donor = trained.get(origin)
-            if donor is None:
-                donor_path = out / origin
-                if not Path(str(donor_path) + ".json").is_file():
-                    raise UsageError(f"{name} adopts {origin}'s autoencoder: train {origin} first "
-                                     f"(include it in --only) or have it in {out}")
-                donor = load_generator(donor_path)
-            gen.adopt_autoencoder(donor.ae, origin)
-            gen.training_summary["seed"] = donor.training_summary.get("seed")
-        else:
-            gen.fit(images, steps, int(spec["batch_size"]), args.seed, progress=not args.quiet)
-        train_s = time.perf_counter() - start
-        store = torch.float32 if args.fp32 else torch.float16
-        _round_to(gen, store)
-        speed = sample_grid(gen, images, out / f"{name}_samples.png", args.seed)
-        extra = {"command": command, "preset": args.preset, "real_dir": args.real_dir, "threads": args.threads,
-                 "n_train_crops": int(images.shape[0]), "train_seconds": round(train_s, 1),
-                 "sample_images_per_second": speed, "sample_grid": f"{name}_samples.png"}
-        save_generator(gen, out / name, dtype=store, extra=extra)
-        trained[name] = gen
-        print(f"{name}: {gen.num_parameters / 1e6:.2f}M params, trained in {train_s / 60:.1f} min, "
-              f"samples {speed:.1f} img/s -> {out / name}.safetensors", file=sys.stderr, flush=True)
+    try:
+        train_generators(args.preset, Path(args.out) if args.out else shipped_generators_dir(),
+                         real_dir=args.real_dir, seed=args.seed, only=args.only, steps_scale=args.steps_scale,
+                         threads=args.threads, fp32=args.fp32, progress=not args.quiet, command=command)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     return 0
-
-
-@torch.no_grad()
-def _round_to(gen: Generator, dtype: torch.dtype) -> None:
-    """Round the weights to the storage precision now, so the grid shows exactly what a load gives."""
-    for t in gen.state_dict().values():
-        if t.is_floating_point():
-            t.copy_(t.to(dtype).float())
 
 
 def _argv_of(args: argparse.Namespace) -> list[str]:

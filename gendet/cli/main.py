@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "import-weights": "gendet.cli.import_weights_cmd",
     "bench": "gendet.cli.bench_cmd",
     "detect": "gendet.cli.detect_cmd",
+    "generators": "gendet.cli.generators_cmd",
 }
 
 
