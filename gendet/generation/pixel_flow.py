@@ -74,7 +74,7 @@ class PixelFlow(Generator):
     default_config: ClassVar[dict[str, Any]] = {
         "image_size": 64, "base": 48, "mults": [1, 2, 2], "blocks": 1, "attn_levels": [1, 2], "patch": 4,
         "dropout": 0.0, "lr": 6e-4, "ema_decay": 0.998, "prediction": "x",
-        "sample_steps": 8, "sampler": "euler", "shift": 1.0,
+        "sample_steps": 10, "sampler": "euler", "shift": 1.0,
     }
 
     def __init__(self, **config: Any) -> None:
