@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         t = time.monotonic()
         weights_dir = out / "generators"
         train_generators(preset.name, weights_dir, real_dir=args.real_dir, seed=args.seed,
-                         only=list(preset.generators), progress=progress)
+                         only=list(preset.generators), steps_scale=preset.generator_steps_scale,
+                         progress=progress, command=f"{command_line(args)} (--retrain-generators)")
         gen_seconds = time.monotonic() - t
 
     t = time.monotonic()

@@ -24,6 +24,7 @@ from gendet.evaluation.presets import BenchPreset, DetectorSpec
 from gendet.evaluation.protocol import cross_generator_matrix, degradation_mean, degradation_table, evaluate
 from gendet.models import create_detector
 from gendet.models.checkpoint import WEIGHTS_FILE, atomic_write_text, load_checkpoint
+from gendet.training.state import seed_everything
 from gendet.training.trainer import TrainConfig, train
 
 CELL_EVAL = "bench_eval.json"
@@ -74,6 +75,7 @@ def run_cell(
             prev["reused"] = True
             return prev
     t0 = time.monotonic()
+    seed_everything(seed)  # initial weights depend on the seed only, not on earlier cells
     detector = create_detector(spec.name, **spec.config)
     if weights:
         detector.load_backbone_weights(weights)

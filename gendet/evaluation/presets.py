@@ -37,6 +37,9 @@ class BenchPreset:
     n_per_split: dict[str, int]
     degradations: tuple[str, ...] = tuple(DEGRADATIONS)
     fidelity_samples: int = 100
+    # `gendet generators train --preset <name> --steps-scale X` made the shipped weights;
+    # --retrain-generators uses the same X so it reproduces them.
+    generator_steps_scale: float = 1.0
     description: str = ""
 
 
@@ -47,6 +50,7 @@ TINY = BenchPreset(
     image_size=64,
     generators=("dcgan", "vae", "pixel_flow", "latent_flow", "ae_recon"),
     n_per_split={"train": 400, "val": 160},
+    generator_steps_scale=0.4,
     detectors=(
         DetectorSpec("resnet50", "resnet50 (ResNet-18 width, from scratch)",
                      {"arch": "resnet18", "image_size": 64}, _TINY_TRAIN),

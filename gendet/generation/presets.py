@@ -1,8 +1,9 @@
 """Training presets: per-family steps, batch size and config overrides, in one place.
 
-`tiny` is sized from measured per-step CPU times for ~35-40 min on 2 idle CPU cores in
-total, and well under 1 min to sample ~400 images per family. ae_recon adopts latent_flow's autoencoder (DRCT: the
-hard negatives share the latent generator's decoder), so it costs no training.
+`tiny` at steps_scale 1.0 is sized from measured per-step CPU times for ~35-40 min on 2
+idle CPU cores in total (the shipped weights use steps_scale 0.4), and well under 1 min to
+sample ~400 images per family. ae_recon adopts latent_flow's autoencoder (DRCT: the hard
+negatives share the latent generator's decoder), so it costs no training.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def sample_grid(gen: Generator, images: torch.Tensor, path: Path, seed: int) -> 
     """Save a grid of samples (reconstruction: source/reconstruction pairs); returns images/second."""
     n = min(GRID_IMAGES // 2, images.shape[0]) if gen.needs_source else GRID_IMAGES
     row = 8 if n % 8 == 0 else n
-    source = images[:n] if gen.needs_source else None
+    # evenly spaced crops, so the grid shows several photos rather than the first one's crops
+    source = images[torch.linspace(0, images.shape[0] - 1, n).long()] if gen.needs_source else None
     start = time.perf_counter()
     out = gen.generate(n, seed=seed, source=source)
     speed = n / max(time.perf_counter() - start, 1e-9)

@@ -58,10 +58,13 @@ def test_bench_runs_both_tasks_writes_results_and_report(data, tmp_path):
         assert section in text
     assert md.is_file()
 
-    # A rerun reuses every finished cell and reproduces the matrix exactly.
+    # A rerun reuses every finished cell; a fresh run with the same seed reproduces the matrix.
     again = run_bench(PRESET, root, info, out, seed=0, progress=False)
     assert again["timings"]["cells_reused"] == 2
     assert again["matrix"]["tiny_cnn"]["acc"]["values"] == m["values"]
+    fresh = run_bench(PRESET, root, info, tmp_path / "fresh", seed=0, progress=False)
+    assert fresh["timings"]["cells_reused"] == 0
+    assert fresh["matrix"]["tiny_cnn"]["auc"]["values"] == res["matrix"]["tiny_cnn"]["auc"]["values"]
 
 
 def test_photo_groups_follow_crop_sources(data):
