@@ -27,9 +27,11 @@ class TrainPreset:
 
 DEFAULT = TrainPreset(
     name="default",
-    model="npr",
-    overrides={"image_size": 64},
-    train_args={"epochs": 8, "batch_size": 32, "lr": 1e-3, "patience": 3, "threshold": "val", "warmup": 0.05},
+    # spec at ResNet-18 width: the best Task 1 mean of the tiny benchmark (acc 0.763, AUC 0.902 with
+    # `gendet bench --preset tiny --out runs/tiny`, seed 0), and cheap enough for CPU scanning.
+    model="spec",
+    overrides={"image_size": 64, "arch": "resnet18"},
+    train_args={"epochs": 3, "batch_size": 32, "lr": 1e-3, "patience": 2, "threshold": "val", "warmup": 0.1},
     data_preset="tiny",
     card_name="gendet-default",
     notes=[
