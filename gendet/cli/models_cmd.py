@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
-from gendet.models import create_detector, get_detector_class, list_detectors
+from gendet.models import get_detector_class, list_detectors
+from gendet.models.registry import count_parameters
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -20,9 +19,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in list_detectors():
         cls = get_detector_class(name)
-        # Built on the meta device: counts without allocating (univfd's CLIP alone is 1.2 GB).
-        with torch.device("meta"):
-            n = create_detector(name).num_parameters
+        n = count_parameters(name)
         rows.append({"name": name, "parameters": n, "description": cls.description})
     if args.json:
         print(json.dumps(rows, indent=2))

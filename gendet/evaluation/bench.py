@@ -24,6 +24,7 @@ from gendet.evaluation.presets import BenchPreset, DetectorSpec
 from gendet.evaluation.protocol import cross_generator_matrix, degradation_mean, degradation_table, evaluate
 from gendet.models import create_detector
 from gendet.models.checkpoint import WEIGHTS_FILE, atomic_write_text, load_checkpoint
+from gendet.models.registry import count_parameters
 from gendet.training.state import seed_everything
 from gendet.training.trainer import TrainConfig, train
 
@@ -171,7 +172,7 @@ def run_bench(
         "subsets": subsets,
         "detectors": {s.label: {"name": s.name, "config": s.config, "train": s.train,
                                 "backbone_weights": weights.get(s.name),
-                                "parameters": create_detector(s.name, **s.config).num_parameters}
+                                "parameters": count_parameters(s.name, **s.config)}
                       for s in specs},
         "skipped_detectors": skipped,
         "matrix": matrix,

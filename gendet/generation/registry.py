@@ -23,7 +23,12 @@ from safetensors.torch import save_file
 import gendet
 from gendet.generation.base import Generator
 from gendet.lazy_import import resolve_entry
-from gendet.models.checkpoint import CheckpointError, atomic_write_text, git_commit, read_weights_checked
+from gendet.models.checkpoint import (
+    atomic_write_text,
+    git_commit,
+    read_json_checked,
+    read_weights_checked,
+)
 
 GENERATORS: dict[str, str] = {
     "dcgan": "gendet.generation.dcgan:DCGAN",
@@ -91,13 +96,7 @@ def save_generator(gen: Generator, path: str | os.PathLike, dtype: torch.dtype =
 
 
 def read_generator_meta(path: str | os.PathLike) -> dict[str, Any]:
-    meta_path = Path(str(_base(path)) + META_SUFFIX)
-    if not meta_path.is_file():
-        raise CheckpointError(f"{meta_path} not found: is {path} a saved gendet generator?")
-    try:
-        return json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{meta_path} is not valid JSON: {e}") from None
+    return read_json_checked(Path(str(_base(path)) + META_SUFFIX), f"{path} a saved gendet generator")
 
 
 def load_generator(path: str | os.PathLike) -> Generator:

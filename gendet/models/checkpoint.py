@@ -105,14 +105,18 @@ def read_weights_checked(model: torch.nn.Module, weights: Path) -> dict[str, tor
     return state
 
 
-def read_config(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(ckpt_dir) / CONFIG_FILE
+def read_json_checked(path: Path, what: str) -> dict[str, Any]:
+    """A checkpoint's JSON side file; CheckpointError says `what` was expected when it is missing or broken."""
     if not path.is_file():
-        raise CheckpointError(f"{path} not found: is {ckpt_dir} a gendet checkpoint directory?")
+        raise CheckpointError(f"{path} not found: is {what}?")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+
+
+def read_config(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
+    return read_json_checked(Path(ckpt_dir) / CONFIG_FILE, f"{ckpt_dir} a gendet checkpoint directory")
 
 
 def load_checkpoint(
