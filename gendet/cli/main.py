@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "bench": "gendet.cli.bench_cmd",
     "detect": "gendet.cli.detect_cmd",
     "generators": "gendet.cli.generators_cmd",
+    "generate": "gendet.cli.generate_cmd",
+    "explain": "gendet.cli.explain_cmd",
 }
 
 

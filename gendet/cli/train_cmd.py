@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4; unigendet: its recipe's)")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup", type=float, default=0.05, help="warm-up: fraction of steps if < 1, else steps")
     p.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
@@ -70,6 +70,18 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    u = p.add_argument_group("unigendet (one model that generates and detects)")
+    u.add_argument("--stage", default="gduf", choices=("gduf", "diga"),
+                   help="gduf: joint detection + generation training; diga: align the generation expert to the "
+                        "frozen detector (needs --init)")
+    u.add_argument("--init", default=None, help="diga: the GDUF checkpoint directory to start from")
+    u.add_argument("--steps", type=int, default=None, help="optimizer steps of the stage (default: the recipe's)")
+    u.add_argument("--recipe", default=None, help="steps/lr/batch recipe (tiny, ablation, small, base; default: the "
+                                                  "model preset's)")
+    u.add_argument("--det-gen-ratio", type=float, default=5.0, help="detection : generation samples per step")
+    u.add_argument("--autoencoder", default=None,
+                   help="latent_flow generator file (without suffix) whose autoencoder is the latent space "
+                        "(default: the shipped one)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a detector config key (value parsed as YAML), e.g. --set image_size=64")
     return p
@@ -167,26 +179,13 @@ def apply_preset(args: argparse.Namespace) -> dict[str, Any] | None:
     return info
 
 
-def run(args: argparse.Namespace) -> int:
+def load_training_data(args: argparse.Namespace, data_info: dict[str, Any] | None) -> dict[str, Any]:
+    """Read --data, take the train split, hold out --holdout of it (grouped by source photo when known)."""
     from gendet.data.layouts import detect_layout, read_samples, select_split, split_holdout
-    from gendet.training.state import seed_everything
-    from gendet.training.trainer import ResumeError, train
 
-    data_info = apply_preset(args)
-    cfg = _train_config(args)
-    if args.model not in list_detectors():
-        raise UsageError(f"unknown model {args.model!r}; registered: {', '.join(list_detectors())}")
-    if not 1 <= args.jpeg_quality <= 100:
-        raise UsageError(f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}")
     data = Path(args.data).expanduser()
     if not data.exists():
         raise UsageError(f"--data {data} does not exist")
-    if args.weights is not None and not Path(args.weights).is_file():
-        raise UsageError(f"--weights {args.weights} is not a file")
-    out = Path(args.out).expanduser()
-    _check_out_dir(out, args.resume, args.overwrite)
-
-    # Data first: a wrong --data/--subset should fail before any model is built.
     try:
         layout = detect_layout(data) if args.layout == "auto" else args.layout
         all_samples = read_samples(data, layout, args.subset)
@@ -207,6 +206,33 @@ def run(args: argparse.Namespace) -> int:
     if len({s.label for s in train_samples}) < 2:
         raise UsageError(f"the training data holds only one class ({len(train_samples)} samples): need real and "
                          "generated images")
+    return {"root": data, "layout": layout, "all": all_samples, "train": train_samples, "val": val_samples}
+
+
+def run(args: argparse.Namespace) -> int:
+    from gendet.training.state import seed_everything
+    from gendet.training.trainer import ResumeError, train
+
+    data_info = apply_preset(args)
+    if args.model not in list_detectors():
+        raise UsageError(f"unknown model {args.model!r}; registered: {', '.join(list_detectors())}")
+    if not 1 <= args.jpeg_quality <= 100:
+        raise UsageError(f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}")
+    if args.model == "unigendet":
+        from gendet.cli.train_unified import run_unified
+
+        return run_unified(args, data_info)
+    if args.lr is None:
+        args.lr = 1e-4
+    cfg = _train_config(args)
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise UsageError(f"--weights {args.weights} is not a file")
+    out = Path(args.out).expanduser()
+    _check_out_dir(out, args.resume, args.overwrite)
+
+    # Data first: a wrong --data/--subset should fail before any model is built.
+    d = load_training_data(args, data_info)
+    data, layout, all_samples, train_samples, val_samples = d["root"], d["layout"], d["all"], d["train"], d["val"]
 
     seed_everything(cfg.seed)  # the model's initial weights depend on the seed too
     try:

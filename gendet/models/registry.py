@@ -21,6 +21,7 @@ DETECTORS: dict[str, str] = {
     "spec": "gendet.models.spec:SpecDetector",
     "npr": "gendet.models.npr:NPRDetector",
     "univfd": "gendet.models.univfd:UnivFD",
+    "unigendet": "gendet.models.unigendet:UniGenDet",
 }
 
 

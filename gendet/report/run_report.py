@@ -153,6 +153,12 @@ def _metrics(rb: ReportBuilder, run: RunData) -> None:
         for deg, m in _degradation_block(ev).items():
             rows.append(_metric_row({"eval": ev.tag, "degradation": deg, "subset": "all"}, {**_thr(ev.data), **m}))
     rb.add_table(rows, caption="Metrics per eval file and subset (acc = accuracy at the threshold shown).")
+    names = {"n": "n", "rouge_l": "ROUGE-L", "tfidf_cosine": "TF-IDF cosine", "exact_match": "exact match"}
+    expl = [{"eval": ev.tag, **{label: ev.data["explanation"].get(k) for k, label in names.items()}}
+            for ev in run.evals if isinstance(ev.data.get("explanation"), dict)]
+    if expl:
+        rb.add_table(expl, caption="Generated explanations vs the reference texts (ROUGE-L F-measure, "
+                                   "TF-IDF cosine, exact match; greedy decoding).")
     errors = []
     for ev in run.evals:
         notes = ev.data.get("notes")

@@ -1,0 +1,384 @@
+"""UniGenDet's two training stages.
+
+GDUF (stage "gduf"): one loss over mixed batches of detection and generation data,
+    L = w_text * CE(explanation tokens) + w_cls * CE(head, label) + w_flow * MSE_flow
+with SPEC's weights 1.0 / 0.2 / 1.0; detection batches are label-balanced and there are
+`det_gen_ratio` (5) detection samples per generation sample; AdamW (0.9, 0.95), grad
+clip 1.0, warm-up + cosine, EMA of the weights (the EMA is what is saved).
+DIGA (stage "diga"): starts from a GDUF checkpoint, trains only the generation expert
+(and the generation-only layers) with
+    L = MSE_flow + w_align * (1 - mean cos(MLP(h_gen^k), resize(h_det^k)))
+where h_det^k are layer-k states of the real image's vision tokens in the frozen GDUF
+detector. Shape or NaN problems raise; no step is ever skipped.
+
+Runs are step-based and resumable: each step's batch indices come from a generator
+seeded by (seed, step), and the resume state holds the model, EMA, optimiser, scheduler
+and RNG, so a killed run resumed with --resume ends with the same weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from gendet.data.dataset import ImageDataset, collate_items
+from gendet.data.preprocess import ImageTransform, Preprocess
+from gendet.data.sample import Sample
+from gendet.evaluation.inference import predict
+from gendet.evaluation.metrics import compute_metrics
+from gendet.evaluation.thresholds import fit_threshold
+from gendet.generation.training import ema_model
+from gendet.models.checkpoint import save_checkpoint
+from gendet.models.unigendet import UniGenDet
+from gendet.models.unigendet.tokenizer import PAD
+from gendet.training.logs import TrainLog, jsonable
+from gendet.training.state import (
+    atomic_torch_save,
+    deterministic_mode,
+    get_rng_state,
+    mix_seed,
+    samples_fingerprint,
+    seed_everything,
+    set_rng_state,
+)
+from gendet.training.trainer import ResumeError, cosine_with_warmup, resolve_device
+
+STAGES = ("gduf", "diga")
+STATE_FILE = "train_state/last.pt"
+
+
+@dataclass
+class UnifiedConfig:
+    """Hyper-parameters of one stage; every field is recorded in config.json."""
+
+    stage: str = "gduf"
+    steps: int = 600
+    det_batch: int = 32
+    det_gen_ratio: float = 5.0
+    gen_batch: int = 0  # 0: det_batch / det_gen_ratio (GDUF) or det_batch (DIGA)
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.95
+    warmup: float = 0.05
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    w_text: float = 1.0
+    w_cls: float = 0.2
+    w_flow: float = 1.0
+    w_align: float = 0.5
+    train_detection: bool = True  # off for the generator-only run of the "w/o GDUF" ablation
+    train_generation: bool = True  # off for its detector-only run
+    threshold_mode: str = "fixed"
+    seed: int = 0
+    device: str = "cpu"
+    workers: int = 0
+    save_every_steps: int = 100
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.steps < 1 or self.det_batch < 2 or self.det_gen_ratio <= 0 or self.gen_batch < 0:
+            raise ValueError("need steps >= 1, det_batch >= 2, det_gen_ratio > 0, gen_batch >= 0")
+        if self.stage == "gduf" and not (self.train_detection or self.train_generation):
+            raise ValueError("GDUF with neither detection nor generation data has nothing to train")
+        if self.threshold_mode not in ("fixed", "val"):
+            raise ValueError(f"threshold_mode must be 'fixed' or 'val', got {self.threshold_mode!r}")
+
+    @property
+    def generation_batch(self) -> int:
+        if self.gen_batch:
+            return self.gen_batch
+        if self.stage == "diga":
+            return self.det_batch
+        return max(1, round(self.det_batch / self.det_gen_ratio))
+
+
+class _Batches:
+    """Step-indexed batches: step s's indices depend only on (seed, s)."""
+
+    def __init__(self, samples: list[Sample], pp: Preprocess, cfg: UnifiedConfig) -> None:
+        self.samples = samples
+        self.real = [i for i, s in enumerate(samples) if s.label == 0]
+        self.fake = [i for i, s in enumerate(samples) if s.label == 1]
+        self.dataset = ImageDataset(samples, ImageTransform(pp, train=True), seed=cfg.seed)
+        self.cfg = cfg
+        if not self.real:
+            raise ValueError("no real training images: generation data are the real train crops")
+        if cfg.stage == "gduf" and cfg.train_detection and not self.fake:
+            raise ValueError("GDUF detection data need generated training images too")
+
+    def indices(self, step: int) -> tuple[list[int], list[int]]:
+        """(detection indices, label-balanced; generation indices, real only)."""
+        g = torch.Generator().manual_seed(mix_seed(self.cfg.seed, step))
+        det: list[int] = []
+        if self.cfg.stage == "gduf" and self.cfg.train_detection:
+            half = self.cfg.det_batch // 2
+            det = [self.real[i] for i in torch.randint(len(self.real), (half,), generator=g).tolist()]
+            det += [self.fake[i] for i in torch.randint(len(self.fake), (self.cfg.det_batch - half,),
+                                                          generator=g).tolist()]
+        gen: list[int] = []
+        if self.cfg.train_generation:
+            gen = [self.real[i] for i in torch.randint(len(self.real), (self.cfg.generation_batch,),
+                                                         generator=g).tolist()]
+        return det, gen
+
+    def loader(self, start: int) -> DataLoader:
+        plan = [d + gg for d, gg in (self.indices(s) for s in range(start, self.cfg.steps))]
+        return DataLoader(self.dataset, batch_sampler=plan, num_workers=self.cfg.workers, collate_fn=_collate,
+                          generator=torch.Generator().manual_seed(mix_seed(self.cfg.seed, start, 7)))
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """collate_items plus each good item's position in the planned batch (detection part first)."""
+    batch = collate_items(items)
+    batch["position"] = [i for i, it in enumerate(items) if it["error"] is None]
+    return batch
+
+
+class UnifiedRun:
+    def __init__(self, model: UniGenDet, samples: Sequence[Sample], val: Sequence[Sample], pp: Preprocess,
+                 cfg: UnifiedConfig, out: Path, teacher: UniGenDet | None = None) -> None:
+        self.model, self.cfg, self.out, self.pp = model, cfg, out, pp
+        self.samples, self.val = list(samples), list(val)
+        self.device = resolve_device(cfg.device)
+        model.to(self.device)
+        self.batches = _Batches(self.samples, pp, cfg)
+        self.has_text = model.tokenizer is not None and any(s.explanation for s in self.samples)
+        if cfg.stage == "diga":
+            if teacher is None:
+                raise ValueError("DIGA needs the frozen GDUF detector (teacher)")
+            self.teacher = teacher.to(self.device).eval()
+            self.teacher.requires_grad_(False)
+            model.requires_grad_(False)
+            params = model.generation_parameters()
+            for p in params:
+                p.requires_grad_(True)
+        else:
+            self.teacher = None
+            model.requires_grad_(True)
+            model.autoencoder.requires_grad_(False)
+            if not cfg.train_detection:  # generator-only run: the detection head is never trained
+                model.det_head.requires_grad_(False)
+            params = [p for p in model.parameters() if p.requires_grad]
+        self.params = params
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        warm = int(round(cfg.warmup * cfg.steps)) if cfg.warmup < 1 else int(cfg.warmup)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cosine_with_warmup(cfg.steps, warm))
+        self.ema = ema_model(model, cfg.ema_decay)
+        self.log = TrainLog(out)
+        self.step = 0
+        self.errors: dict[str, str] = {}
+        self.loss_sums: dict[str, float] = {}
+        self.fingerprint = {"model_config": jsonable(model.config), "train": samples_fingerprint(self.samples),
+                            "config": {k: v for k, v in asdict(cfg).items() if k not in ("device", "workers",
+                                                                                       "progress")}}
+
+    # ---- losses --------------------------------------------------------------------------------
+    def _gduf_loss(self, image: torch.Tensor, labels: torch.Tensor, texts: list[str | None],
+                   gen_image: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, m = self.cfg, self.model
+        drop = m.config["cond_dropout"]
+        parts: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=self.device)
+        if image.shape[0]:
+            b = image.shape[0]
+            text_ids, has = (m.encode_texts(texts, self.device) if self.has_text else (None, None))
+            drop_v = drop_l = None
+            if m.config["smsa"]:  # modality dropout needs the other view present
+                u = torch.rand(b, device=self.device)
+                drop_v = u < drop["vision"]
+                drop_l = (u >= drop["vision"]) & (u < drop["vision"] + drop["latent"])
+            out = m.detection_outputs(image, text_ids, drop_v, drop_l)
+            parts["ce_cls"] = F.cross_entropy(out["logits2"].float(), labels)
+            total = total + cfg.w_cls * parts["ce_cls"]
+            if text_ids is not None:
+                tgt = text_ids[:, 1:].masked_fill(~has[:, None], PAD)
+                if bool((tgt != PAD).any()):
+                    parts["ce_text"] = F.cross_entropy(out["text_logits"][:, :-1].float().transpose(1, 2), tgt,
+                                                       ignore_index=PAD)
+                    total = total + cfg.w_text * parts["ce_text"]
+        if gen_image.shape[0]:
+            classes = self._classes(gen_image.shape[0], drop["text"])
+            parts["mse_flow"], _ = m.flow_loss(gen_image, classes)
+            total = total + cfg.w_flow * parts["mse_flow"]
+        parts["loss"] = total
+        return parts
+
+    def _diga_loss(self, gen_image: torch.Tensor) -> dict[str, torch.Tensor]:
+        m, k = self.model, self.model.diga_k
+        classes = self._classes(gen_image.shape[0], m.config["cond_dropout"]["text"])
+        mse, out = m.flow_loss(gen_image, classes, keep_layers=(k,))
+        if self.cfg.w_align == 0:  # the "w/o DIGA" control: the same stage with the flow loss alone
+            return {"loss": self.cfg.w_flow * mse, "mse_flow": mse}
+        with torch.no_grad():
+            det = self.teacher.detection_outputs(gen_image, keep_layers=(k,))
+            vis = det["layers"][k][:, det["segments"]["vision"]]
+            g = self.teacher.vision_grid
+            target = vis.transpose(1, 2).reshape(vis.shape[0], -1, g, g)
+            lg = m.latent_grid
+            target = F.interpolate(target, size=(lg, lg), mode="bilinear", align_corners=False)
+            target = F.normalize(target.flatten(2).transpose(1, 2).float(), dim=-1)
+        pred = m.align_mlp(out["layers"][k])
+        if pred.shape != target.shape:
+            raise RuntimeError(f"DIGA shape mismatch: generation states {tuple(pred.shape)} vs detector "
+                               f"targets {tuple(target.shape)}")
+        cos = F.cosine_similarity(pred.float(), target, dim=-1).mean()
+        align = 1.0 - cos
+        return {"loss": self.cfg.w_flow * mse + self.cfg.w_align * align, "mse_flow": mse, "align": align,
+                "cos": cos.detach()}
+
+    def _classes(self, n: int, p_drop: float) -> torch.Tensor:
+        classes = torch.zeros(n, dtype=torch.long, device=self.device)
+        dropped = torch.rand(n, device=self.device) < p_drop
+        return classes.masked_fill(dropped, self.model.null_class())
+
+    # ---- state -----------------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.out / STATE_FILE
+
+    def save_state(self) -> None:
+        atomic_torch_save({
+            "fingerprint": self.fingerprint, "step": self.step, "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": get_rng_state(), "errors": self.errors,
+            "loss_sums": self.loss_sums, "log_offsets": self.log.offsets(),
+        }, self.state_path)
+
+    def load_state(self) -> None:
+        if not self.state_path.is_file():
+            raise ResumeError(f"nothing to resume: {self.state_path} does not exist")
+        st = torch.load(self.state_path, map_location="cpu", weights_only=True)
+        diffs = [k for k in self.fingerprint if st["fingerprint"].get(k) != self.fingerprint[k]]
+        if diffs:
+            raise ResumeError(f"cannot resume {self.state_path}: the run differs in {', '.join(diffs)}")
+        self.model.load_state_dict(st["model"], strict=True)
+        self.ema.load_state_dict(st["ema"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        self.step, self.errors, self.loss_sums = st["step"], st["errors"], st["loss_sums"]
+        self.log.start(st["log_offsets"])
+        set_rng_state(st["rng"])
+
+    # ---- loop ----------------------------------------------------------------------------------
+    def run(self, resume: bool = False, max_steps: int | None = None) -> None:
+        cfg = self.cfg
+        if resume:
+            self.load_state()
+        else:
+            seed_everything(cfg.seed)
+            self.log.start(None)
+            self.log.write({"kind": "start", "stage": cfg.stage, "config": asdict(cfg), "n_train": len(self.samples),
+                            "generation_batch": cfg.generation_batch, "text": self.has_text})
+        self.model.train()
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"unigendet/{cfg.stage}", unit="step",
+                   disable=None if cfg.progress else True, dynamic_ncols=True)
+        t0 = time.monotonic()
+        stop = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
+        try:
+            for batch in self.batches.loader(self.step):
+                if self.step >= stop:
+                    break
+                parts = self._step(batch)
+                self.step += 1
+                for k, v in parts.items():
+                    self.loss_sums[k] = self.loss_sums.get(k, 0.0) + float(v)
+                self.loss_sums["_n"] = self.loss_sums.get("_n", 0.0) + 1
+                bar.update(1)
+                bar.set_postfix({k: f"{float(v):.3f}" for k, v in parts.items()})
+                if self.step % 10 == 0 or self.step == stop:
+                    n = self.loss_sums.pop("_n")
+                    row = {k: v / n for k, v in self.loss_sums.items()}
+                    self.log.write({"kind": "train", "step": self.step, "lr": self.scheduler.get_last_lr()[0],
+                                    "elapsed_s": time.monotonic() - t0, **row})
+                    self.loss_sums = {}
+                if self.step == stop or (cfg.save_every_steps and self.step % cfg.save_every_steps == 0):
+                    self.save_state()
+        finally:
+            bar.close()
+
+    def _step(self, batch: dict[str, Any]) -> dict[str, float]:
+        for path, reason in batch["errors"]:
+            if path not in self.errors:
+                self.errors[path] = reason
+                self.log.write({"kind": "decode_error", "path": path, "reason": reason, "step": self.step})
+        det_idx, gen_idx = self.batches.indices(self.step)
+        image = batch["image"].to(self.device)
+        index = batch["index"].tolist()
+        # the planned batch is det indices then gen indices; failed files are missing from both parts
+        n_det = sum(pos < len(det_idx) for pos in batch["position"])
+        det_img, gen_img = image[:n_det], image[n_det:]
+        if len(gen_idx) and gen_img.shape[0] == 0:
+            raise RuntimeError(f"step {self.step}: no generation image could be decoded")
+        if self.cfg.stage == "diga":
+            parts = self._diga_loss(gen_img)
+        else:
+            labels = batch["label"][:n_det].to(self.device)
+            texts = [self.samples[i].explanation for i in index[:n_det]]
+            parts = self._gduf_loss(det_img, labels, texts, gen_img)
+        loss = parts["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite {self.cfg.stage} loss at step {self.step}: "
+                                     + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in parts.items()))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update_parameters(self.model)
+        return {k: float(v.detach()) for k, v in parts.items()}
+
+
+def train_unified(model: UniGenDet, samples: Sequence[Sample], val: Sequence[Sample], pp: Preprocess,
+                  cfg: UnifiedConfig, out_dir: str | Path, teacher: UniGenDet | None = None, resume: bool = False,
+                  extra_config: dict[str, Any] | None = None, max_steps: int | None = None) -> dict[str, Any]:
+    """Run one stage, then save the EMA weights as a normal gendet checkpoint (with a validation threshold)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with deterministic_mode():
+        run = UnifiedRun(model, samples, val, pp, cfg, out, teacher)
+        run.run(resume, max_steps)
+    final = run.ema.module
+    final.eval()
+    final.requires_grad_(False)
+    config: dict[str, Any] = {**(extra_config or {}), "preprocess": pp.to_dict(), "align": pp.align,
+                              "unified": asdict(cfg), "global_step": run.step,
+                              "text_loss": ("on" if run.has_text else "absent: the training data have no "
+                                            "explanations (or the model has no vocabulary)"),
+                              "decode_errors": sorted([p, r] for p, r in run.errors.items()),
+                              "seconds": round(time.monotonic() - t0, 1)}
+    config.update(_threshold(final, val, pp, cfg, run.device))
+    save_checkpoint(out, final, jsonable(config))
+    return config
+
+
+def _threshold(model: UniGenDet, val: Sequence[Sample], pp: Preprocess, cfg: UnifiedConfig,
+               device: torch.device) -> dict[str, Any]:
+    out: dict[str, Any] = {"threshold": 0.5, "threshold_source": "fixed", "threshold_val": None, "val_metrics": None}
+    if not val or not cfg.train_detection:
+        out["threshold_note"] = "no validation data or no detection training: threshold stays 0.5"
+        return out
+    preds = predict(model, val, pp, batch_size=64, workers=cfg.workers, device=device, seed=cfg.seed)
+    if len(set(preds.labels.tolist())) == 2:
+        out["threshold_val"] = fit_threshold(preds.labels, preds.scores)
+        if cfg.threshold_mode == "val":
+            out["threshold"], out["threshold_source"] = out["threshold_val"], "val"
+    out["val_metrics"] = compute_metrics(preds.labels, preds.scores, out["threshold"], out["threshold_source"])
+    return out
+
