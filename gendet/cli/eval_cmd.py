@@ -7,11 +7,8 @@ or none could; 2 usage errors (bad paths, arguments, checkpoint).
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -24,7 +21,7 @@ from gendet.cli.main import UsageError, command_line
 from gendet.data.layouts import LAYOUTS, detect_layout, read_samples, select_split
 from gendet.data.preprocess import ALIGN_MODES, Preprocess
 from gendet.data.sample import Sample
-from gendet.evaluation.degradations import DEGRADATIONS, get_degradation
+from gendet.evaluation.degradations import DEGRADATIONS
 from gendet.evaluation.inference import Predictions
 from gendet.evaluation.metrics import METRIC_KEYS
 from gendet.evaluation.protocol import (
@@ -34,13 +31,7 @@ from gendet.evaluation.protocol import (
     resolve_threshold,
     write_predictions_csv,
 )
-from gendet.evaluation.text_metrics import (
-    METRIC_NAMES,
-    NoExplanationHead,
-    explanation_metrics,
-    generate_explanations,
-    per_sample_scores,
-)
+from gendet.evaluation.text_metrics import explanation_report
 from gendet.models.base import Detector
 from gendet.models.checkpoint import CheckpointError, atomic_write_text, load_checkpoint
 
@@ -156,51 +147,11 @@ def _samples(args: argparse.Namespace, config: dict[str, Any]) -> tuple[list[Sam
 def _explanations(
     args: argparse.Namespace, detector: Detector, pp: Preprocess, preds: Predictions, csv_path: Path
 ) -> dict[str, Any] | None:
-    """Explanation metrics on the scored samples that carry a reference text, and their CSV.
-
-    None (and nothing printed) when the model has no text head or no sample has a reference."""
-    with_ref = [s for s in preds.samples if s.explanation]
-    if args.no_explanations or not with_ref or not hasattr(detector, "generate_explanation"):
+    if args.no_explanations:
         return None
-    # the texts describe the same images as the main metrics: undegraded for --degradation all
-    degradation = None if args.degradation in ("none", "all") else get_degradation(args.degradation)
-    try:
-        pairs = generate_explanations(detector, with_ref, pp, batch_size=args.batch_size, device=args.device,
-                                      degradation=degradation, seed=args.seed)
-    except NoExplanationHead:
-        return None
-    if not pairs:
-        return None
-    generated, references = [t for _, t in pairs], [s.explanation or "" for s, _ in pairs]
-    try:
-        scores = per_sample_scores(generated, references)
-    except ImportError as e:  # rouge-score is only needed here, so a missing install must not sink the eval
-        print(f"warning: explanation metrics skipped: {e} (pip install rouge-score)", file=sys.stderr)
-        return None
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["path", "label", "generator", "reference", "generated", *METRIC_NAMES])
-    for i, (s, text) in enumerate(pairs):
-        writer.writerow([os.path.abspath(s.path), s.label, s.generator, s.explanation, text,
-                         *(round(float(scores[k][i]), 6) for k in METRIC_NAMES)])
-    atomic_write_text(csv_path, buf.getvalue())
-    block: dict[str, Any] = {"n": len(pairs), **{k: float(scores[k].mean()) for k in METRIC_NAMES}}
-    generators = sorted({s.generator for s, _ in pairs})
-    if len(generators) > 1:
-        block["subsets"] = {
-            g: explanation_metrics([t for s, t in pairs if s.generator == g],
-                                   [s.explanation or "" for s, _ in pairs if s.generator == g])
-            for g in generators
-        }
-    block.update(
-        n_with_reference=len(with_ref),
-        degradation=args.degradation if degradation is not None else "none",
-        decoding="greedy",
-        metrics_note="rouge_l: ROUGE-L F-measure (rouge-score, Porter stemming); tfidf_cosine: cosine of TF-IDF "
-        "vectors fitted on generated + reference texts; exact_match: same words, ignoring case and spacing",
-        explanations_file=csv_path.name,
-    )
-    return block
+    degradation = None if args.degradation in ("none", "all") else args.degradation
+    return explanation_report(detector, preds.samples, pp, csv_path, degradation=degradation,
+                              batch_size=args.batch_size, device=args.device, seed=args.seed)
 
 
 def _fmt(v: Any) -> str:

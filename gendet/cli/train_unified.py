@@ -19,6 +19,7 @@ def unified_config(args: argparse.Namespace, recipe: dict[str, Any], stage: str)
             stage=stage, steps=args.steps or recipe[f"{stage}_steps"], det_batch=args.batch_size or recipe["det_batch"],
             det_gen_ratio=args.det_gen_ratio, lr=args.lr or recipe["lr"], weight_decay=args.weight_decay,
             warmup=args.warmup, grad_clip=args.grad_clip, threshold_mode=args.threshold, seed=args.seed,
+            amp="off" if args.amp == "off" else "auto",
             device=args.device, workers=args.workers, save_every_steps=args.save_every,
             progress=not args.no_progress,
         )
@@ -35,6 +36,8 @@ def run_unified(args: argparse.Namespace, data_info: dict[str, Any] | None) -> i
 
     if args.weights:
         raise UsageError("unigendet has no pretrained backbone to load: drop --weights")
+    if args.amp == "fp16":
+        raise UsageError("unigendet trains in bf16 autocast on CUDA (--amp auto|bf16) or float32 (--amp off)")
     overrides = parse_overrides(args.overrides)
     recipe_name = args.recipe or overrides.get("preset", "tiny")
     if recipe_name not in RECIPES:

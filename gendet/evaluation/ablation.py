@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 from scipy import stats
 
 from gendet.data.decode import decode_image
@@ -53,7 +54,7 @@ def _run_or_reuse(out: Path, key: dict[str, Any], train: Callable[[], None]) -> 
 
 
 def _stage1(root: Path, train: list[Sample], val: list[Sample], pp_align: str, smsa: bool, gduf: bool, seed: int,
-            recipe: dict[str, Any], device: str, progress: bool) -> dict[str, UniGenDet]:
+            recipe: dict[str, Any], device: str, progress: bool, model_config: dict[str, Any]) -> dict[str, UniGenDet]:
     """Stage-1 models: {"detector": ..., "generator": ...} (the same model when gduf)."""
     base = UnifiedConfig(stage="gduf", steps=recipe["gduf_steps"], det_batch=recipe["det_batch"], lr=recipe["lr"],
                          seed=seed, device=device, progress=progress, save_every_steps=0)
@@ -64,11 +65,11 @@ def _stage1(root: Path, train: list[Sample], val: list[Sample], pp_align: str, s
     models: dict[str, UniGenDet] = {}
     for part, cfg in parts.items():
         out = root / f"stage1-smsa{int(smsa)}-{part}" / f"seed{seed}"
-        key = {"config": asdict(cfg), "smsa": smsa, "part": part}
+        key = {"config": asdict(cfg), "smsa": smsa, "part": part, "model": model_config}
 
         def fit(cfg: UnifiedConfig = cfg, out: Path = out, key: dict[str, Any] = key) -> None:
             seed_everything(seed)
-            model = build_unigendet({"smsa": smsa}, train)
+            model = build_unigendet({**model_config, "smsa": smsa}, train)
             train_unified(model, train, val, model.preprocess(pp_align), cfg, out,
                           extra_config={"ablation_key": key})
 
@@ -85,7 +86,8 @@ def _stage2(root: Path, name: str, stage1: dict[str, UniGenDet], train: list[Sam
                         w_align=0.5 if diga else 0.0, seed=seed, device=device, progress=progress,
                         save_every_steps=0, train_detection=False)
     out = root / f"stage2-smsa{int(smsa)}-gduf{int(gduf)}-diga{int(diga)}" / f"seed{seed}"
-    key = {"config": asdict(cfg), "variant": name}
+    # stage 1's recipe and model are part of the key: a retrained stage 1 invalidates stage 2
+    key = {"config": asdict(cfg), "variant": name, "recipe": recipe, "model": dict(stage1["generator"].config)}
 
     def fit() -> None:
         student = stage1["generator"].frozen_copy()  # a trainable copy; the stage-1 model stays intact
@@ -97,13 +99,26 @@ def _stage2(root: Path, name: str, stage1: dict[str, UniGenDet], train: list[Sam
     return model
 
 
-def real_reference(root: Path, subset: str, n: int) -> torch.Tensor:
-    """The first n val real crops of a subset as uint8 (n, 3, H, W) (decoded, no alignment: as generated)."""
+def real_reference(root: Path, subset: str, n: int, size: int) -> torch.Tensor:
+    """The first n val real crops of a subset as uint8 (n, 3, size, size): decoded, centre-cropped and
+    resized to the generator's size, no format alignment (generated images are compared as generated)."""
     files = sorted((root / subset / "val" / "nature").iterdir())[:n]
     if len(files) < 4:
         raise ValueError(f"{root / subset / 'val' / 'nature'} has {len(files)} images; KID needs at least 4")
-    arrs = [np.asarray(decode_image(f)) for f in files]
+    arrs = [np.asarray(ImageOps.fit(decode_image(f), (size, size), Image.Resampling.BICUBIC)) for f in files]
     return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+
+
+def _save_grid(images: torch.Tensor, path: Path) -> str:
+    from torchvision.utils import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.float() / 255.0, str(path), nrow=8, padding=2)
+    return str(path)
 
 
 def interval(values: list[float]) -> dict[str, Any]:
@@ -118,23 +133,30 @@ def interval(values: list[float]) -> dict[str, Any]:
 def run_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "ablation",
                  train_subset: str = "latent_flow", align: str = "jpeg", fidelity_n: int = 100, device: str = "cpu",
                  cache_dir: Path | None = None, progress: bool = True,
-                 extractor: FeatureExtractor | None = None) -> dict[str, Any]:
-    """Train and measure every variant for every seed; returns the ablation block of results.json."""
-    recipe = RECIPES[recipe_name]
+                 extractor: FeatureExtractor | None = None, model_config: dict[str, Any] | None = None,
+                 recipe: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and measure every variant for every seed; returns the ablation block of results.json.
+
+    model_config: UniGenDet config overrides shared by all variants; recipe: steps/lr/batch instead of
+    RECIPES[recipe_name] (both for small test runs)."""
+    recipe = dict(recipe or RECIPES[recipe_name])
+    model_config = dict(model_config or {})
     samples = read_samples(data_root, layout="genimage")
     subsets = list_subsets(samples)
     if train_subset not in subsets:
         raise ValueError(f"train subset {train_subset!r} not in the data ({', '.join(subsets)})")
     test = [s for s in samples if s.split == "val"]
-    real = real_reference(data_root, train_subset, fidelity_n)
+    size = int(UniGenDet(**model_config).config["image_size"]) if model_config else 64
+    real = real_reference(data_root, train_subset, fidelity_n, size)
     extractor = extractor or InceptionExtractor()
     real_feats = compute_features(real, extractor, cache_dir)
     rows: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    grids: dict[str, str] = {}
     for seed in seeds:
         pool = [s for s in samples if s.generator == train_subset and s.split == "train"]
         train, val = split_holdout(pool, 0.1, seed)
         for name, sw in VARIANTS.items():
-            s1 = _stage1(out, train, val, align, sw["smsa"], sw["gduf"], seed, recipe, device, progress)
+            s1 = _stage1(out, train, val, align, sw["smsa"], sw["gduf"], seed, recipe, device, progress, model_config)
             final = _stage2(out, name, s1, train, val, align, sw["smsa"], sw["gduf"], sw["diga"], seed, recipe,
                             device, progress)
             detector = s1["detector"] if not sw["gduf"] else final
@@ -143,6 +165,8 @@ def run_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2),
             per = cross.get("subsets", {})
             others = [g for g in per if g != train_subset]
             fake = final.generate(fidelity_n, seed=seed)
+            if seed == seeds[0]:
+                grids[name] = _save_grid(fake[:32], out / f"samples-{_slug(name)}-seed{seed}.png")
             k = kid(real_feats, compute_features(fake, extractor, cache_dir, use_cache=False), seed=seed)
             rows[name].append({
                 "seed": seed, "acc_mean": float(np.mean([per[g]["acc"] for g in per])),
@@ -155,24 +179,37 @@ def run_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2),
     table = {name: {m: interval([r[m] for r in rs]) for m in ("acc_mean", "auc_mean", "acc_unseen", "auc_unseen",
                                                               "kid")}
              for name, rs in rows.items()}
-    return {"variants": VARIANTS, "recipe": {"name": recipe_name, **recipe}, "train_subset": train_subset,
+    has_text = any(s.explanation for s in samples)
+    return {"variants": VARIANTS, "recipe": {"name": recipe_name, **recipe}, "model_config": model_config,
+            "text_term": "on" if has_text else "absent: the data have no explanation texts, so GDUF's loss is "
+                                               "0.2 CE_cls + 1.0 MSE_flow",
+            "train_subset": train_subset, "sample_grids": grids,
             "seeds": list(seeds), "fidelity_n": fidelity_n, "runs": rows, "table": table,
             "claims": _claims(table)}
 
 
 def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """The paper's claims, scaled down, checked on the means (reported whether or not they hold)."""
-    def m(v: str, k: str) -> float | None:
-        return table[v][k]["mean"]
+    """The paper's claims, scaled down, checked on the means over seeds (reported whether or not they hold),
+    with Welch's t-test p-value across seeds so a difference inside the seed noise is not read as a result."""
+    def vals(v: str, k: str) -> list[float]:
+        return [x for x in table[v][k]["values"] if x is not None]
+
+    def p_value(a: list[float], b: list[float]) -> float | None:
+        if len(a) < 2 or len(b) < 2:
+            return None
+        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+        return None if math.isnan(p) else p
 
     out: dict[str, dict[str, Any]] = {}
     pairs = (("SMSA improves cross-generator detection (AUC) over vision-only", "full", "w/o SMSA", "auc_mean"),
              ("GDUF's joint detector beats the separately trained one (AUC)", "full", "w/o GDUF", "auc_mean"))
     for text, a, b, k in pairs:
-        va, vb = m(a, k), m(b, k)
-        out[text] = {"full": va, "ablated": vb, "holds": None if va is None or vb is None else va > vb}
-    kf, kn = m("full", "kid"), m("w/o DIGA", "kid")
+        va, vb = table[a][k]["mean"], table[b][k]["mean"]
+        out[text] = {"full": va, "ablated": vb, "holds": None if va is None or vb is None else va > vb,
+                     "p_value": p_value(vals(a, k), vals(b, k))}
+    kf, kn = table["full"]["kid"]["mean"], table["w/o DIGA"]["kid"]["mean"]
     rel = None if kf is None or kn is None or kn == 0 else (kn - kf) / abs(kn)
     out["DIGA lowers KID by >= 10% relative vs GDUF alone"] = {
-        "full": kf, "ablated": kn, "relative_reduction": rel, "holds": None if rel is None else rel >= 0.10}
+        "full": kf, "ablated": kn, "relative_reduction": rel, "holds": None if rel is None else rel >= 0.10,
+        "p_value": p_value(vals("full", "kid"), vals("w/o DIGA", "kid"))}
     return out

@@ -192,12 +192,16 @@ def bench_data_root(cache_dir: Path, preset: BenchPreset) -> Path:
 def build_bench_data(
     preset: BenchPreset, root: Path, cache_dir: Path, seed: int = 0, real_dir: Path | None = None,
     weights_dir: Path | None = None, fidelity: bool = True, progress: bool = True,
+    extra_generators: list | None = None,
 ) -> dict[str, Any]:
-    """Build (or reuse, keyed by content) the preset's GenImage-layout data set at `root`."""
+    """Build (or reuse, keyed by content) the preset's GenImage-layout data set at `root`.
+
+    extra_generators: Generator instances added as more subsets (e.g. a trained UniGenDet)."""
     from gendet.generation.tiny_genimage import build_tiny_genimage
 
     info = build_tiny_genimage(
-        root, list(preset.generators), size=preset.image_size, n_per_split=preset.n_per_split, seed=seed,
+        root, [*preset.generators, *(extra_generators or [])], size=preset.image_size,
+        n_per_split=preset.n_per_split, seed=seed,
         real_dir=real_dir, weights_dir=weights_dir, fidelity=fidelity, progress=progress,
         fidelity_n=preset.fidelity_samples, cache_dir=cache_dir / "features",
     )

@@ -7,8 +7,14 @@ on the predictions and references together. An empty prediction scores 0 on ever
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 import re
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +24,9 @@ from torch.utils.data import DataLoader
 from gendet.data.dataset import ImageDataset, collate_items
 from gendet.data.preprocess import ImageOp, ImageTransform, Preprocess
 from gendet.data.sample import Sample
+from gendet.evaluation.degradations import get_degradation
 from gendet.models.base import Detector
+from gendet.models.checkpoint import atomic_write_text
 
 METRIC_NAMES = ("rouge_l", "tfidf_cosine", "exact_match")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -108,3 +116,54 @@ def generate_explanations(
             raise ValueError(f"generate_explanation returned {len(texts)} texts for {len(batch['index'])} images")
         out.extend((samples[int(i)], str(t)) for i, t in zip(batch["index"], texts, strict=True))
     return out
+
+
+def explanation_report(
+    detector: Detector, samples: Sequence[Sample], pp: Preprocess, csv_path: Path, degradation: str | None = None,
+    batch_size: int = 16, device: str = "cpu", seed: int = 0,
+) -> dict[str, Any] | None:
+    """Explanation metrics on the samples that carry a reference text, plus a CSV of every generated text.
+
+    None (nothing written) when the model has no text head or no sample has a reference. The texts
+    describe the same images as the detection metrics (`degradation` applied when given)."""
+    with_ref = [s for s in samples if s.explanation]
+    if not with_ref or not hasattr(detector, "generate_explanation"):
+        return None
+    op = get_degradation(degradation) if degradation else None
+    try:
+        pairs = generate_explanations(detector, with_ref, pp, batch_size=batch_size, device=device,
+                                      degradation=op, seed=seed)
+    except NoExplanationHead:
+        return None
+    if not pairs:
+        return None
+    generated, references = [t for _, t in pairs], [s.explanation or "" for s, _ in pairs]
+    try:
+        scores = per_sample_scores(generated, references)
+    except ImportError as e:  # rouge-score is only needed here, so a missing install must not sink the eval
+        print(f"warning: explanation metrics skipped: {e} (pip install rouge-score)", file=sys.stderr)
+        return None
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["path", "label", "generator", "reference", "generated", *METRIC_NAMES])
+    for i, (s, text) in enumerate(pairs):
+        writer.writerow([os.path.abspath(s.path), s.label, s.generator, s.explanation, text,
+                         *(round(float(scores[k][i]), 6) for k in METRIC_NAMES)])
+    atomic_write_text(csv_path, buf.getvalue())
+    block: dict[str, Any] = {"n": len(pairs), **{k: float(scores[k].mean()) for k in METRIC_NAMES}}
+    generators = sorted({s.generator for s, _ in pairs})
+    if len(generators) > 1:
+        block["subsets"] = {
+            g: explanation_metrics([t for s, t in pairs if s.generator == g],
+                                   [s.explanation or "" for s, _ in pairs if s.generator == g])
+            for g in generators
+        }
+    block.update(
+        n_with_reference=len(with_ref),
+        degradation=degradation or "none",
+        decoding="greedy",
+        metrics_note="rouge_l: ROUGE-L F-measure (rouge-score, Porter stemming); tfidf_cosine: cosine of TF-IDF "
+        "vectors fitted on generated + reference texts; exact_match: same words, ignoring case and spacing",
+        explanations_file=csv_path.name,
+    )
+    return block

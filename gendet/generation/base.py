@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-FAMILIES = ("gan", "vae", "pixel_diffusion", "latent_flow", "reconstruction")
+FAMILIES = ("gan", "vae", "pixel_diffusion", "latent_flow", "reconstruction", "unified")
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,7 @@ GENERATORS: dict[str, str] = {
     "pixel_flow": "gendet.generation.pixel_flow:PixelFlow",
     "latent_flow": "gendet.generation.latent_flow:LatentFlow",
     "ae_recon": "gendet.generation.ae_recon:AERecon",
+    "unigendet": "gendet.generation.unified:UnifiedGenerator",
 }
 
 WEIGHTS_SUFFIX = ".safetensors"

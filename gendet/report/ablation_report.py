@@ -29,13 +29,16 @@ def build_ablation_report(results: dict[str, Any], out_dir: Path) -> tuple[Path,
                 "on every subset's val split, mean over subsets and over unseen subsets only. Generation: KID of "
                 f"{ab['fidelity_n']} samples against val real crops (Inception features). Mean ± 95% t-interval "
                 "over seeds.")
+    if ab.get("text_term"):
+        rb.add_note(f"GDUF text term: {ab['text_term']}.")
     rb.add_table([{"variant": v, "switches": ", ".join(f"{k}={'on' if on else 'off'}" for k, on in
                                                        ab["variants"][v].items()),
                    "mean acc": _pm(t["acc_mean"]), "mean AUC": _pm(t["auc_mean"]),
                    "unseen acc": _pm(t["acc_unseen"]), "unseen AUC": _pm(t["auc_unseen"]), "KID": _pm(t["kid"])}
                   for v, t in ab["table"].items()], caption="UniGenDet ablation (lower KID is better)")
     rb.add_table([{"claim": c, "full": r.get("full"), "ablated": r.get("ablated"),
-                   "relative": r.get("relative_reduction"), "holds here": r.get("holds")}
+                   "relative": r.get("relative_reduction"), "holds here": r.get("holds"),
+                   "p (Welch, seeds)": r.get("p_value")}
                   for c, r in ab["claims"].items()], caption="The paper's claims, scaled down, on the means")
     rb.add_figure(plots.grouped_bars({"AUC (all)": {v: t["auc_mean"]["mean"] for v, t in ab["table"].items()},
                                       "AUC (unseen)": {v: t["auc_unseen"]["mean"] for v, t in ab["table"].items()}},
@@ -44,5 +47,8 @@ def build_ablation_report(results: dict[str, Any], out_dir: Path) -> tuple[Path,
     top = max([k for k in kids.values() if k is not None] or [1.0])
     rb.add_figure(plots.grouped_bars(kids, title="Generation", ylabel="KID", ylim=(0.0, 1.2 * top)),
                   caption="KID per variant (lower is better)")
+    grids = [(Path(p).read_bytes(), v) for v, p in ab.get("sample_grids", {}).items() if Path(p).is_file()]
+    if grids:
+        rb.add_images(grids, caption=f"Samples of each variant's generator (seed {ab['seeds'][0]})")
     rb.add_provenance([{"label": "ablation", "command": results.get("command", ""), "seed": ab["seeds"]}])
     return rb.write_html(out_dir / "report.html"), rb.write_md(out_dir / "report.md")

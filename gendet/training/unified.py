@@ -78,6 +78,7 @@ class UnifiedConfig:
     train_detection: bool = True  # off for the generator-only run of the "w/o GDUF" ablation
     train_generation: bool = True  # off for its detector-only run
     threshold_mode: str = "fixed"
+    amp: str = "auto"  # auto/bf16: bf16 autocast on CUDA; off: float32. CPU runs always stay float32.
     seed: int = 0
     device: str = "cpu"
     workers: int = 0
@@ -91,6 +92,8 @@ class UnifiedConfig:
             raise ValueError("need steps >= 1, det_batch >= 2, det_gen_ratio > 0, gen_batch >= 0")
         if self.stage == "gduf" and not (self.train_detection or self.train_generation):
             raise ValueError("GDUF with neither detection nor generation data has nothing to train")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"amp must be auto, bf16 or off for unigendet, got {self.amp!r}")
         if self.threshold_mode not in ("fixed", "val"):
             raise ValueError(f"threshold_mode must be 'fixed' or 'val', got {self.threshold_mode!r}")
 
@@ -184,8 +187,9 @@ class UnifiedRun:
         self.errors: dict[str, str] = {}
         self.loss_sums: dict[str, float] = {}
         self.fingerprint = {"model_config": jsonable(model.config), "train": samples_fingerprint(self.samples),
-                            "config": {k: v for k, v in asdict(cfg).items() if k not in ("device", "workers",
-                                                                                       "progress")}}
+                            # settings that do not change the trajectory may differ on resume
+                            "config": {k: v for k, v in asdict(cfg).items()
+                                       if k not in ("device", "workers", "progress", "save_every_steps")}}
 
     # ---- losses --------------------------------------------------------------------------------
     def _gduf_loss(self, image: torch.Tensor, labels: torch.Tensor, texts: list[str | None],
@@ -324,12 +328,14 @@ class UnifiedRun:
         det_img, gen_img = image[:n_det], image[n_det:]
         if len(gen_idx) and gen_img.shape[0] == 0:
             raise RuntimeError(f"step {self.step}: no generation image could be decoded")
-        if self.cfg.stage == "diga":
-            parts = self._diga_loss(gen_img)
-        else:
-            labels = batch["label"][:n_det].to(self.device)
-            texts = [self.samples[i].explanation for i in index[:n_det]]
-            parts = self._gduf_loss(det_img, labels, texts, gen_img)
+        use_amp = self.device.type == "cuda" and self.cfg.amp != "off"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            if self.cfg.stage == "diga":
+                parts = self._diga_loss(gen_img)
+            else:
+                labels = batch["label"][:n_det].to(self.device)
+                texts = [self.samples[i].explanation for i in index[:n_det]]
+                parts = self._gduf_loss(det_img, labels, texts, gen_img)
         loss = parts["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite {self.cfg.stage} loss at step {self.step}: "

@@ -16,6 +16,9 @@ TINY: dict[str, dict[str, Any]] = {
     "latent_flow": {"image_size": TINY_SIZE, "ae_channels": [8, 8], "z_ch": 2, "base": 8, "mults": [1, 2],
                     "attn_levels": [1], "sample_steps": 2},
     "ae_recon": {"image_size": TINY_SIZE, "ae_channels": [8, 8], "z_ch": 2},
+    # keeps the shipped autoencoder (its latent space), shrinks the transformer
+    "unigendet": {"image_size": TINY_SIZE, "model": {"hidden": 16, "depth": 1, "heads": 2, "vision_patch": 8},
+                  "sample_steps": 2},
 }
 
 

@@ -53,7 +53,7 @@ def _run(argv: list[str]) -> int:
 def test_list(capsys: pytest.CaptureFixture) -> None:
     assert _run(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {r["name"] for r in rows} == {"dcgan", "vae", "pixel_flow", "latent_flow", "ae_recon"}
+    assert {r["name"] for r in rows} == {"dcgan", "vae", "pixel_flow", "latent_flow", "ae_recon", "unigendet"}
     assert all(r["parameters"] > 0 for r in rows)
 
 

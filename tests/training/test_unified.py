@@ -178,3 +178,17 @@ def test_separate_training_switches(data, tmp_path) -> None:
     assert torch.equal(gen_only.det_head[1].weight, det_before)
     with pytest.raises(ValueError, match="nothing to train"):
         cfg(train_detection=False, train_generation=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gduf_and_diga_run_on_cuda_with_bf16_autocast(data, tmp_path) -> None:
+    train, val = data
+    m = model()
+    summary = train_unified(m, train, val, m.preprocess("png"), cfg(device="cuda", amp="bf16"), tmp_path / "g")
+    assert summary["global_step"] == 3
+    student, _ = load_checkpoint(tmp_path / "g", "cuda")
+    teacher = student.frozen_copy()
+    out = train_unified(student, train, val, student.preprocess("png"), cfg(stage="diga", device="cuda", amp="bf16"),
+                        tmp_path / "d", teacher=teacher)
+    assert out["global_step"] == 3
+    assert student.generate(2, seed=0, steps=2).shape == (2, 3, 32, 32)

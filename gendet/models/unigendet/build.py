@@ -13,8 +13,8 @@ from gendet.models.unigendet.tokenizer import build_vocab
 # Training recipes per size preset: steps of each stage and the learning rate. `tiny` is sized
 # for 2 CPU cores; `ablation` is the shorter schedule the ablation bench runs 12 times.
 RECIPES: dict[str, dict[str, Any]] = {
-    "tiny": {"gduf_steps": 1200, "diga_steps": 400, "lr": 3e-4, "det_batch": 32},
-    "ablation": {"gduf_steps": 400, "diga_steps": 150, "lr": 3e-4, "det_batch": 32},
+    "tiny": {"gduf_steps": 900, "diga_steps": 300, "lr": 1e-3, "det_batch": 32},
+    "ablation": {"gduf_steps": 300, "diga_steps": 120, "lr": 1e-3, "det_batch": 32},
     "smoke": {"gduf_steps": 20, "diga_steps": 10, "lr": 3e-4, "det_batch": 16},  # checks the pipeline only
     "small": {"gduf_steps": 20000, "diga_steps": 5000, "lr": 2e-4, "det_batch": 64},
     "base": {"gduf_steps": 50000, "diga_steps": 10000, "lr": 1e-4, "det_batch": 128},

@@ -39,25 +39,31 @@ from gendet.models.unigendet.tokenizer import BOS, EOS, PAD, SPECIALS, WordToken
 
 
 class VisionEncoder(nn.Module):
-    """Stride-2 convolutions down to a (size/patch)^2 grid of `hidden`-d patch tokens."""
+    """A small CNN down to a (size/patch)^2 grid of `hidden`-d patch tokens: per stage a stride-2
+    convolution, then `blocks` residual 3x3 convolutions (GroupNorm, GELU). Convolutions before the
+    tokens give the detector the local, high-frequency view that a linear patch embedding lacks."""
 
-    def __init__(self, hidden: int, patch: int) -> None:
+    def __init__(self, hidden: int, patch: int, blocks: int = 1) -> None:
         super().__init__()
         n = patch.bit_length() - 1
         if patch < 2 or 2 ** n != patch:
             raise ValueError(f"vision_patch must be a power of two >= 2, got {patch}")
         widths = [min(hidden, 32 * 2 ** i) for i in range(n - 1)] + [hidden]
-        layers: list[nn.Module] = []
+        self.stages = nn.ModuleList()
         ch = 3
-        for i, w in enumerate(widths):
-            layers.append(nn.Conv2d(ch, w, 3, stride=2, padding=1))
-            if i < len(widths) - 1:
-                layers.append(nn.GELU())
+        for w in widths:
+            stage = nn.ModuleList([nn.Conv2d(ch, w, 3, stride=2, padding=1)])
+            for _ in range(blocks):
+                stage.append(nn.Sequential(nn.GroupNorm(min(8, w), w), nn.GELU(), nn.Conv2d(w, w, 3, padding=1)))
+            self.stages.append(stage)
             ch = w
-        self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten(2).transpose(1, 2)  # (B, N, h)
+        for stage in self.stages:
+            x = stage[0](x)
+            for block in stage[1:]:
+                x = x + block(x)
+        return x.flatten(2).transpose(1, 2)  # (B, N, h)
 
 
 def detection_head(hidden: int) -> nn.Sequential:
@@ -79,6 +85,7 @@ class UniGenDet(Detector):
         "mean": [0.5, 0.5, 0.5],  # inputs in [-1, 1]: the autoencoder's range
         "std": [0.5, 0.5, 0.5],
         "mlp_ratio": 4.0,
+        "vision_blocks": 1,
         "ae_channels": [24, 48, 96],  # = the latent_flow generator's autoencoder
         "z_ch": 4,
         "ae_blocks": 1,
@@ -114,7 +121,7 @@ class UniGenDet(Detector):
         self.latent_grid = lat // p
         self.vision_grid = size // int(c["vision_patch"])
         patch_dim = int(c["z_ch"]) * p * p
-        self.vision = VisionEncoder(h, int(c["vision_patch"]))
+        self.vision = VisionEncoder(h, int(c["vision_patch"]), int(c["vision_blocks"]))
         self.vision_pos = nn.Parameter(torch.zeros(1, self.vision_grid ** 2, h))
         self.latent_in = nn.Linear(patch_dim, h)
         self.latent_pos = nn.Parameter(torch.zeros(1, self.latent_grid ** 2, h))
@@ -333,13 +340,31 @@ class UniGenDet(Detector):
         return int(self.config["num_classes"])
 
     @torch.no_grad()
+    def sample_from_noise(self, noise: torch.Tensor, steps: int, cfg_scale: float, classes: torch.Tensor | None = None,
+                          sampler: str = "heun") -> torch.Tensor:
+        """Integrate the flow from latent noise to an image in [-1, 1] (classifier-free guidance when != 1)."""
+        device = self.latent_mean.device
+        noise = noise.to(device)
+        cl = (torch.zeros(noise.shape[0], dtype=torch.long) if classes is None else classes).to(device)
+
+        def velocity(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            t = t.to(z.device)
+            if cfg_scale == 1.0:
+                return self.generation_outputs(z, t, cl)["velocity"]
+            both = self.generation_outputs(torch.cat([z, z]), torch.cat([t, t]),
+                                           torch.cat([cl, torch.full_like(cl, self.null_class())]))
+            v_c, v_u = both["velocity"].chunk(2)
+            return v_u + cfg_scale * (v_c - v_u)
+
+        return self.decode_latents(sample_ode(velocity, noise, steps, sampler)).clamp(-1, 1)
+
+    @torch.no_grad()
     def generate(self, n: int, seed: int, classes: torch.Tensor | None = None, steps: int | None = None,
                  cfg_scale: float | None = None, batch_size: int = 64, sampler: str = "heun") -> torch.Tensor:
         """n uint8 images (n, 3, H, W), deterministic for a seed; image i does not depend on batch_size."""
         c = self.config
         steps = int(steps or c["sample_steps"])
         scale = float(c["cfg_scale"] if cfg_scale is None else cfg_scale)
-        device = self.latent_mean.device
         if classes is None:
             classes = torch.zeros(n, dtype=torch.long)
         if classes.shape != (n,) or (n and (int(classes.min()) < 0 or int(classes.max()) >= c["num_classes"])):
@@ -351,19 +376,8 @@ class UniGenDet(Detector):
         out = []
         try:
             for i in range(0, n, batch_size):
-                nz, cl = noise[i:i + batch_size].to(device), classes[i:i + batch_size].to(device)
-
-                def velocity(z: torch.Tensor, t: torch.Tensor, cl: torch.Tensor = cl) -> torch.Tensor:
-                    t = t.to(z.device)
-                    if scale == 1.0:
-                        return self.generation_outputs(z, t, cl)["velocity"]
-                    both = self.generation_outputs(torch.cat([z, z]), torch.cat([t, t]),
-                                                   torch.cat([cl, torch.full_like(cl, self.null_class())]))
-                    v_c, v_u = both["velocity"].chunk(2)
-                    return v_u + scale * (v_c - v_u)
-
-                z0 = sample_ode(velocity, nz, steps, sampler)
-                out.append(self.decode_latents(z0).clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu())
+                x = self.sample_from_noise(noise[i:i + batch_size], steps, scale, classes[i:i + batch_size], sampler)
+                out.append(x.add(1).mul(127.5).round().to(torch.uint8).cpu())
         finally:
             self.train(was)
         return torch.cat(out) if out else torch.zeros(0, 3, c["image_size"], c["image_size"], dtype=torch.uint8)
