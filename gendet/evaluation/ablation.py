@@ -45,10 +45,23 @@ VARIANTS: dict[str, dict[str, bool]] = {
 }
 
 
+_NOT_IN_KEY = ("progress", "save_every_steps", "workers")
+
+
+def _key_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The settings that decide a run's weights (not progress bars, checkpoint cadence, or AMP on a CPU)."""
+    out = {k: v for k, v in cfg.items() if k not in _NOT_IN_KEY}
+    if out.get("device") == "cpu":
+        out.pop("amp", None)
+    return out
+
+
 def _run_or_reuse(out: Path, key: dict[str, Any], train: Callable[[], None]) -> tuple[UniGenDet, dict[str, Any]]:
     cfg_path = out / CONFIG_FILE
-    if cfg_path.is_file() and json.loads(cfg_path.read_text()).get("ablation_key") == key:
-        return load_checkpoint(out)
+    if cfg_path.is_file():
+        stored = json.loads(cfg_path.read_text()).get("ablation_key") or {}
+        if {**stored, "config": _key_config(stored.get("config", {}))} == key:
+            return load_checkpoint(out)
     train()
     return load_checkpoint(out)
 
@@ -65,7 +78,7 @@ def _stage1(root: Path, train: list[Sample], val: list[Sample], pp_align: str, s
     models: dict[str, UniGenDet] = {}
     for part, cfg in parts.items():
         out = root / f"stage1-smsa{int(smsa)}-{part}" / f"seed{seed}"
-        key = {"config": asdict(cfg), "smsa": smsa, "part": part, "model": model_config}
+        key = {"config": _key_config(asdict(cfg)), "smsa": smsa, "part": part, "model": model_config}
 
         def fit(cfg: UnifiedConfig = cfg, out: Path = out, key: dict[str, Any] = key) -> None:
             seed_everything(seed)
@@ -87,7 +100,8 @@ def _stage2(root: Path, name: str, stage1: dict[str, UniGenDet], train: list[Sam
                         save_every_steps=0, train_detection=False)
     out = root / f"stage2-smsa{int(smsa)}-gduf{int(gduf)}-diga{int(diga)}" / f"seed{seed}"
     # stage 1's recipe and model are part of the key: a retrained stage 1 invalidates stage 2
-    key = {"config": asdict(cfg), "variant": name, "recipe": recipe, "model": dict(stage1["generator"].config)}
+    key = {"config": _key_config(asdict(cfg)), "variant": name, "recipe": recipe,
+           "model": dict(stage1["generator"].config)}
 
     def fit() -> None:
         student = stage1["generator"].frozen_copy()  # a trainable copy; the stage-1 model stays intact
