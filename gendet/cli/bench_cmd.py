@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gendet.cli.main import UsageError, command_line
 from gendet.data.preprocess import ALIGN_MODES
+from gendet.evaluation.ablations import ABLATIONS, AblationOptions, build_study_report, run_study
 from gendet.evaluation.bench import bench_data_root, build_bench_data, run_bench, write_results
 from gendet.evaluation.presets import PRESETS, get_preset
 
@@ -29,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                         "as one more generator family")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="data set and feature cache (default $GENDET_CACHE_DIR or ~/.cache/gendet)")
-    p.add_argument("--detectors", default=None, help="comma-separated subset of the preset's detectors")
+    p.add_argument("--detectors", default=None,
+                   help="comma-separated detectors of the preset (default: those in its default run; "
+                        "slower ones such as hrr run only when named here)")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="local backbone weights for a detector, e.g. univfd=ViT-L-14.pt (repeatable)")
     p.add_argument("--align", default="jpeg", choices=ALIGN_MODES)
@@ -38,10 +41,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--no-fidelity", action="store_true", help="skip KID/FID (Inception features)")
     p.add_argument("--no-progress", action="store_true")
     a = p.add_argument_group("ablation")
-    a.add_argument("--ablation", default=None, choices=("unigendet",),
-                   help="instead of the baselines, run UniGenDet's ablation (full, w/o SMSA, w/o GDUF, w/o DIGA)")
+    a.add_argument("--ablation", default=None, choices=sorted(ABLATIONS),
+                   help="instead of the baselines, run one model's ablation study ("
+                        + "; ".join(f"{k}: {v.variants}" for k, v in sorted(ABLATIONS.items())) + ")")
     a.add_argument("--seeds", default="0,1,2", help="--ablation: comma-separated seeds")
-    a.add_argument("--recipe", default="ablation", help="--ablation: training schedule (ablation or tiny)")
+    a.add_argument("--recipe", default=None, help="--ablation: training schedule (default: the study's own)")
     a.add_argument("--train-subset", default="latent_flow", help="--ablation: the subset the detectors train on")
     return p
 
@@ -159,35 +163,31 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_ablation(args: argparse.Namespace, data_root: Path, out: Path, cache: Path, t0: float,
                   progress: bool) -> int:
-    from gendet.evaluation.ablation import run_ablation
-    from gendet.models.unigendet.build import RECIPES
-    from gendet.report.ablation_report import build_ablation_report
-
     try:
         seeds = tuple(int(x) for x in args.seeds.split(",") if x.strip())
     except ValueError:
         raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     if not seeds:
         raise UsageError("--seeds is empty")
-    if args.recipe not in RECIPES:
-        raise UsageError(f"unknown --recipe {args.recipe!r}; available: {', '.join(RECIPES)}")
-    print(f"[bench] UniGenDet ablation: 4 variants x {len(seeds)} seeds, recipe {args.recipe}")
+    options = AblationOptions(seeds=seeds, recipe=args.recipe, train_subset=args.train_subset, align=args.align,
+                              device=args.device, cache_dir=cache, progress=progress)
+    print(f"[bench] {args.ablation} ablation ({ABLATIONS[args.ablation].variants}) x {len(seeds)} seeds")
     try:
-        ablation = run_ablation(data_root, out / "ablation", seeds, args.recipe, args.train_subset, args.align,
-                                device=args.device, cache_dir=cache, progress=progress)
+        ablation = run_study(args.ablation, data_root, out / "ablation", options)
     except ValueError as e:
         raise UsageError(str(e)) from None
     results = {"preset": args.preset, "command": command_line(args), "seed": list(seeds), "align": args.align,
-               "description": "UniGenDet ablation on the local benchmark", "ablation": ablation,
-               "timings": {"total_s": round(time.monotonic() - t0, 1)}}
+               "description": f"{args.ablation} ablation on the local benchmark", "study": args.ablation,
+               "ablation": ablation, "timings": {"total_s": round(time.monotonic() - t0, 1)}}
     path = write_results(results, out)
-    html, _ = build_ablation_report(results, out)
+    html, _ = build_study_report(args.ablation, results, out)
     print(f"[bench] results: {path}\n[bench] report:  {html}")
     for name, row in ablation["table"].items():
-        print(f"  {name:<10} AUC {row['auc_mean']['mean']:.3f}  acc {row['acc_mean']['mean']:.3f}  "
-              f"KID {row['kid']['mean']:.4f}")
+        cells = "  ".join(f"{m} {c['mean']:.4g}" for m, c in row.items() if c.get("mean") is not None)
+        print(f"  {name:<24} {cells}")
     for claim, r in ablation["claims"].items():
         p = "" if r.get("p_value") is None else f" (p = {r['p_value']:.2f} over seeds)"
-        print(f"  {'holds' if r['holds'] else 'does not hold'}{p}: {claim}")
+        verdict = {True: "holds", False: "does not hold", None: "not measured"}[r.get("holds")]
+        print(f"  {verdict}{p}: {claim}")
     print(f"[bench] done in {results['timings']['total_s']:.0f} s")
     return 0

@@ -15,7 +15,6 @@ directory, reused when its config matches, so an interrupted ablation resumes.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -24,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from scipy import stats
 
 from gendet.data.decode import decode_image
 from gendet.data.layouts import list_subsets, read_samples, split_holdout
 from gendet.data.sample import Sample
+from gendet.evaluation.ablations import AblationOptions, compare, interval
 from gendet.evaluation.fidelity import FeatureExtractor, InceptionExtractor, compute_features, kid
 from gendet.evaluation.protocol import evaluate
 from gendet.models.checkpoint import CONFIG_FILE, load_checkpoint
@@ -135,15 +134,6 @@ def _save_grid(images: torch.Tensor, path: Path) -> str:
     return str(path)
 
 
-def interval(values: list[float]) -> dict[str, Any]:
-    """Mean and 95% t-interval half-width over seeds (None with one seed)."""
-    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
-    if len(v) == 0:
-        return {"mean": None, "ci95": None, "n": 0, "values": values}
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
-    return {"mean": float(v.mean()), "ci95": half, "n": int(len(v)), "values": values}
-
-
 def run_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "ablation",
                  train_subset: str = "latent_flow", align: str = "jpeg", fidelity_n: int = 100, device: str = "cpu",
                  cache_dir: Path | None = None, progress: bool = True,
@@ -203,27 +193,23 @@ def run_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2),
 
 
 def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """The paper's claims, scaled down, checked on the means over seeds (reported whether or not they hold),
-    with Welch's t-test p-value across seeds so a difference inside the seed noise is not read as a result."""
-    def vals(v: str, k: str) -> list[float]:
-        return [x for x in table[v][k]["values"] if x is not None]
-
-    def p_value(a: list[float], b: list[float]) -> float | None:
-        if len(a) < 2 or len(b) < 2:
-            return None
-        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-        return None if math.isnan(p) else p
-
-    out: dict[str, dict[str, Any]] = {}
-    pairs = (("SMSA improves cross-generator detection (AUC) over vision-only", "full", "w/o SMSA", "auc_mean"),
-             ("GDUF's joint detector beats the separately trained one (AUC)", "full", "w/o GDUF", "auc_mean"))
-    for text, a, b, k in pairs:
-        va, vb = table[a][k]["mean"], table[b][k]["mean"]
-        out[text] = {"full": va, "ablated": vb, "holds": None if va is None or vb is None else va > vb,
-                     "p_value": p_value(vals(a, k), vals(b, k))}
-    kf, kn = table["full"]["kid"]["mean"], table["w/o DIGA"]["kid"]["mean"]
+    """The paper's claims, scaled down, checked on the means over seeds (reported whether or not they hold)."""
+    out = {"SMSA improves cross-generator detection (AUC) over vision-only": compare(table, "full", "w/o SMSA",
+                                                                                      "auc_mean"),
+           "GDUF's joint detector beats the separately trained one (AUC)": compare(table, "full", "w/o GDUF",
+                                                                                   "auc_mean")}
+    kid_claim = compare(table, "full", "w/o DIGA", "kid", higher_is_better=False)
+    kf, kn = kid_claim["full"], kid_claim["ablated"]
     rel = None if kf is None or kn is None or kn == 0 else (kn - kf) / abs(kn)
-    out["DIGA lowers KID by >= 10% relative vs GDUF alone"] = {
-        "full": kf, "ablated": kn, "relative_reduction": rel, "holds": None if rel is None else rel >= 0.10,
-        "p_value": p_value(vals("full", "kid"), vals("w/o DIGA", "kid"))}
+    kid_claim.update(relative_reduction=rel, holds=None if rel is None else rel >= 0.10)
+    out["DIGA lowers KID by >= 10% relative vs GDUF alone"] = kid_claim
     return out
+
+
+def run_from_options(data_root: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
+    """`gendet bench --ablation unigendet`: the options shared by every study, mapped to run_ablation."""
+    recipe = options.recipe or "ablation"
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown --recipe {recipe!r} for the unigendet ablation; available: {', '.join(RECIPES)}")
+    return run_ablation(data_root, out, options.seeds, recipe, options.train_subset, options.align,
+                        device=options.device, cache_dir=options.cache_dir, progress=options.progress)

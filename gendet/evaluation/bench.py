@@ -93,11 +93,15 @@ def run_cell(
     threshold, source = float(ckpt_cfg["threshold"]), ckpt_cfg["threshold_source"]
     test = [s for s in samples if s.split == "val"]
     t_train = time.monotonic() - t0
-    cross, _ = evaluate(detector, test, pp, threshold, source, batch_size=128, workers=workers, device=device,
-                        seed=seed)
+    # Real val images repeat under every subset: each file is scored once, and the clean
+    # scores of the cell's own subset are Task 2's "none" row.
+    cross, cross_preds = evaluate(detector, test, pp, threshold, source, batch_size=128, workers=workers,
+                                  device=device, seed=seed, dedupe_files=True)
     own = [s for s in test if s.generator == subset]
+    own_clean = cross_preds.subset(subset)
     degr, _ = degradation_table(detector, own, pp, threshold, source, names=list(degradations), batch_size=128,
-                                workers=workers, device=device, seed=seed)
+                                workers=workers, device=device, seed=seed,
+                                clean=own_clean if len(own_clean.samples) == len(own) else None)
     result = {
         "key": key,
         "detector": spec.label,
@@ -137,7 +141,7 @@ def run_bench(
     t0 = time.monotonic()
     samples = with_photo_groups(read_samples(data_root, layout="genimage"), data_info)
     subsets = list_subsets(samples)
-    specs = [s for s in preset.detectors if detectors is None or s.name in detectors]
+    specs = [s for s in preset.detectors if (s.name in detectors if detectors else s.in_default_run)]
     skipped = {s.label: "needs local backbone weights (pass --weights NAME=PATH); none given"
                for s in specs if s.needs_weights and s.name not in weights}
     specs = [s for s in specs if s.label not in skipped]

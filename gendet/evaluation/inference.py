@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ from tqdm.auto import tqdm
 from gendet.data.dataset import ImageDataset, collate_items
 from gendet.data.preprocess import ImageOp, ImageTransform, Preprocess
 from gendet.data.sample import Sample
+from gendet.lazy_import import file_sha256
 from gendet.models.base import Detector
 
 
@@ -59,9 +61,16 @@ def predict(
     device: str | torch.device = "cpu",
     seed: int = 0,
     progress: bool | str = False,
+    dedupe_files: bool = False,
 ) -> Predictions:
-    """Score `samples` with `detector` (eval mode). Undecodable files land in `errors`."""
+    """Score `samples` with `detector` (eval mode). Undecodable files land in `errors`.
+
+    dedupe_files: score byte-identical files once (GenImage-style layouts repeat the same real
+    images under every subset); only without a degradation, whose randomness is per index.
+    """
     samples = list(samples)
+    if dedupe_files and degradation is None:
+        return _predict_unique_files(detector, samples, pp, batch_size, workers, device, seed, progress)
     ds = ImageDataset(samples, ImageTransform(pp, train=False, degradation=degradation), seed=seed)
     loader = make_loader(ds, batch_size, workers)
     detector.eval()
@@ -82,3 +91,32 @@ def predict(
         ok[idx] = True
     keep = np.flatnonzero(ok)
     return Predictions([samples[i] for i in keep], scores[keep], errors)
+
+
+def _content_key(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return f"unreadable:{path}"  # keeps its own record, and predict() reports why
+
+
+def _predict_unique_files(detector: Detector, samples: list[Sample], pp: Preprocess, batch_size: int, workers: int,
+                          device: str | torch.device, seed: int, progress: bool | str) -> Predictions:
+    keys = [_content_key(s.path) for s in samples]
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    unique = [samples[i] for i in first.values()]
+    preds = predict(detector, unique, pp, batch_size=batch_size, workers=workers, device=device, seed=seed,
+                    progress=progress)
+    by_path = {str(s.path): float(sc) for s, sc in zip(preds.samples, preds.scores, strict=True)}
+    reason_of = dict(preds.errors)
+    out_samples, out_scores, errors = [], [], []
+    for s, k in zip(samples, keys, strict=True):
+        rep = str(samples[first[k]].path)
+        if rep in by_path:
+            out_samples.append(s)
+            out_scores.append(by_path[rep])
+        else:
+            errors.append((str(s.path), reason_of.get(rep, "not scored")))
+    return Predictions(out_samples, np.asarray(out_scores, dtype=np.float64), errors)

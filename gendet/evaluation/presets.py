@@ -19,6 +19,8 @@ class DetectorSpec:
     config: overrides of the detector's default_config.
     train: overrides of TrainConfig fields.
     needs_weights: skipped (and reported as such) unless local backbone weights are given.
+    in_default_run: False for detectors too slow for the preset's time budget; they run when
+        named in `--detectors`.
     """
 
     name: str
@@ -26,6 +28,7 @@ class DetectorSpec:
     config: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     needs_weights: bool = False
+    in_default_run: bool = True
 
 
 @dataclass(frozen=True)

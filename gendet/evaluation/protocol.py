@@ -57,8 +57,9 @@ def evaluate(
     device: str | torch.device = "cpu",
     seed: int = 0,
     progress: bool | str = False,
+    dedupe_files: bool = False,
 ) -> tuple[dict[str, Any], Predictions]:
-    """Score `samples` and compute metrics.
+    """Score `samples` and compute metrics (dedupe_files: see inference.predict).
 
     Returns (metrics, predictions); metrics has the top-level keys of
     compute_metrics, "subsets" when several generators are present, and
@@ -75,7 +76,7 @@ def evaluate(
         op = get_degradation(degradation) if isinstance(degradation, str) else degradation
     preds = predict(
         detector, samples, pp, degradation=op, batch_size=batch_size, workers=workers,
-        device=device, seed=seed, progress=progress,
+        device=device, seed=seed, progress=progress, dedupe_files=dedupe_files,
     )
     if not preds.samples:
         why = f"; first error: {preds.errors[0][0]}: {preds.errors[0][1]}" if preds.errors else ""
@@ -160,18 +161,26 @@ def degradation_table(
     threshold: float,
     threshold_source: str,
     names: Sequence[str] | None = None,
+    clean: Predictions | None = None,
     **kwargs: Any,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Predictions]]:
     """Task 2: evaluate "none" and each degradation (default: all six) on the same samples.
 
     Returns ({name: metrics}, {name: predictions}); `kwargs` go to `evaluate`
     (batch_size, workers, device, seed, progress: truthy shows one bar per setting).
+    clean: predictions already made on exactly `samples` without degradation, used as "none".
     """
     names = list(DEGRADATIONS) if names is None else list(names)
     progress = kwargs.pop("progress", False)
     table: dict[str, dict[str, Any]] = {}
     preds: dict[str, Predictions] = {}
+    if clean is not None:
+        if sorted(str(x.path) for x in clean.samples) != sorted(str(x.path) for x in samples):
+            raise ValueError("clean predictions are for other samples than the degradation table's")
+        table["none"], preds["none"] = {**metrics_for(clean, threshold, threshold_source), "errors": []}, clean
     for name in ["none", *[n for n in names if n != "none"]]:
+        if name in table:
+            continue
         table[name], preds[name] = evaluate(
             detector, samples, pp, threshold, threshold_source, degradation=name,
             progress=name if progress else False, **kwargs,

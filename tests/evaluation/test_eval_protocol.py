@@ -121,3 +121,49 @@ def test_degradation_table_and_csv(detector, val_samples, tmp_path):
 
     single = write_predictions_csv(tmp_path / "one.csv", preds["none"], "none")
     assert single.read_text().count("\n") == 9
+
+
+def test_identical_files_are_scored_once_with_the_same_result(detector, val_samples, tmp_path, monkeypatch):
+    import shutil
+
+    from gendet.evaluation import inference
+
+    few = val_samples[:6]
+    copies = []
+    for i, s in enumerate(few[:3]):  # byte-identical copies under another subset name, as GenImage repeats reals
+        dst = tmp_path / f"copy{i}{s.path.suffix}"
+        shutil.copyfile(s.path, dst)
+        copies.append(Sample(dst, s.label, s.split, "other"))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    samples = [*few, *copies, Sample(broken, 1, "val", "other"), Sample(tmp_path / "broken2.png", 1, "val", "other")]
+    shutil.copyfile(broken, samples[-1].path)
+    pp = detector.preprocess("jpeg")
+    plain, plain_preds = evaluate(detector, samples, pp, 0.5, "fixed", batch_size=4)
+    scored = []
+    real_predict = inference.predict
+
+    def counting(det, smp, *a, **kw):
+        scored.append(len(list(smp)))
+        return real_predict(det, smp, *a, **kw)
+
+    monkeypatch.setattr(inference, "predict", counting)
+    fast, fast_preds = evaluate(detector, samples, pp, 0.5, "fixed", batch_size=4, dedupe_files=True)
+    assert scored[-1] == len(few) + 1  # the copies and the second broken file were not decoded again
+    assert [str(s.path) for s in fast_preds.samples] == [str(s.path) for s in plain_preds.samples]
+    np.testing.assert_allclose(fast_preds.scores, plain_preds.scores, rtol=1e-5, atol=1e-6)
+    assert sorted(p for p, _ in fast["errors"]) == sorted(p for p, _ in plain["errors"]) == [str(broken),
+                                                                                           str(samples[-1].path)]
+    assert fast["auc"] == pytest.approx(plain["auc"])
+
+
+def test_degradation_table_reuses_clean_predictions(detector, val_samples):
+    pp = detector.preprocess("png")
+    few = val_samples[:4] + val_samples[-4:]
+    _, clean = evaluate(detector, few, pp, 0.5, "fixed", batch_size=8)
+    fresh, _ = degradation_table(detector, few, pp, 0.5, "fixed", names=["jpeg_30"], batch_size=8)
+    reused, preds = degradation_table(detector, few, pp, 0.5, "fixed", names=["jpeg_30"], batch_size=8, clean=clean)
+    assert preds["none"] is clean
+    assert reused["none"]["acc"] == fresh["none"]["acc"] and reused["jpeg_30"] == fresh["jpeg_30"]
+    with pytest.raises(ValueError, match="other samples"):
+        degradation_table(detector, few[:4], pp, 0.5, "fixed", names=["jpeg_30"], clean=clean)
