@@ -72,6 +72,21 @@ def save_checkpoint(out_dir: str | os.PathLike, detector: Detector, config: dict
     return out
 
 
+def store_weights_as(ckpt_dir: str | os.PathLike, dtype: torch.dtype) -> Path:
+    """Rewrite a checkpoint's floating-point weights in `dtype` (e.g. float16 halves a shipped model);
+    loading casts them back into the model's own dtype. Recorded as "weights_dtype" in config.json."""
+    out = Path(ckpt_dir)
+    state = load_file(str(out / WEIGHTS_FILE))
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    tmp = out / f".{WEIGHTS_FILE}.tmp"
+    save_file(state, str(tmp), metadata={"model": read_config(out)["model"]})
+    os.replace(tmp, out / WEIGHTS_FILE)
+    cfg = read_config(out)
+    cfg["weights_dtype"] = str(dtype).removeprefix("torch.")
+    atomic_write_text(out / CONFIG_FILE, json.dumps(cfg, indent=2, sort_keys=False, default=str))
+    return out / WEIGHTS_FILE
+
+
 def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Raise CheckpointError listing missing, unexpected and mis-shaped keys."""
     expected = model.state_dict()

@@ -11,7 +11,9 @@ handles; per-image standardisation removes global brightness/contrast so the
 classifier reads the *shape* of the spectrum (e.g. the periodic peaks that up-sampling
 leaves), which is the cue the method is about. No data statistics are needed.
 
-Backbone: torchvision ResNet (`arch`, default resnet34 as in AutoGAN) with a 1-logit fc.
+Backbone: torchvision ResNet (`arch`, default resnet34 as in AutoGAN) with a 1-logit fc, or
+any timm architecture by name (e.g. `arch=regnetx_002`, 2.3 M parameters: the shipped default
+model, small enough to ship and fast on a CPU), always randomly initialised here.
 `resize` is True by default although resampling shifts and damps the very peaks being
 detected: with `resize=False` the real photos' original 8x8 JPEG grid survives the crop
 and format alignment, a spectral cue Spec would learn instead (GenImage's format flaw).
@@ -27,11 +29,31 @@ import torch
 
 from gendet.data.preprocess import ImageOp
 from gendet.models.base import Detector
-from gendet.models.import_weights import weights_record
-from gendet.models.resnet import build_resnet, load_imagenet_weights, resnet_features
+from gendet.models.import_weights import read_state_file, weights_record
+from gendet.models.resnet import RESNET_ARCHS, build_resnet, load_imagenet_weights, resnet_features
 from gendet.training.augmentations import make_augment, merge_augment
 
 SPECTRUM_MODES = ("rgb", "gray")
+
+
+def build_timm(arch: str, in_channels: int) -> torch.nn.Module:
+    """A randomly initialised timm model with a 1-logit head (never downloads)."""
+    import timm
+
+    if not timm.is_model(arch):
+        raise ValueError(f"arch must be one of {RESNET_ARCHS} or a timm architecture name, got {arch!r}")
+    return timm.create_model(arch, pretrained=False, num_classes=1, in_chans=in_channels)
+
+
+def load_timm_body_weights(net: torch.nn.Module, path: str) -> None:
+    """Pretrained weights from a local file into everything but the classifier, strictly otherwise."""
+    from gendet.models.checkpoint import check_state_dict
+
+    head = net.pretrained_cfg.get("classifier", "")
+    state = {k: v for k, v in read_state_file(path).items() if not k.startswith(f"{head}.")}
+    own_head = {k: v for k, v in net.state_dict().items() if k.startswith(f"{head}.")}
+    check_state_dict(net, {**state, **own_head}, path)
+    net.load_state_dict({**state, **own_head}, strict=True)
 
 
 def log_spectrum(x: torch.Tensor, mode: str = "rgb", eps: float = 1e-6) -> torch.Tensor:
@@ -74,7 +96,9 @@ class SpecDetector(Detector):
         mode = str(self.config["spectrum"])
         if mode not in SPECTRUM_MODES:
             raise ValueError(f"spectrum must be one of {SPECTRUM_MODES}, got {mode!r}")
-        self.net = build_resnet(str(self.config["arch"]), num_classes=1, in_channels=3 if mode == "rgb" else 1)
+        arch, channels = str(self.config["arch"]), 3 if mode == "rgb" else 1
+        self.uses_timm = arch not in RESNET_ARCHS
+        self.net = build_timm(arch, channels) if self.uses_timm else build_resnet(arch, 1, channels)
 
     @property
     def variant(self) -> str:
@@ -88,12 +112,19 @@ class SpecDetector(Detector):
         return log_spectrum(x, str(self.config["spectrum"]), float(self.config["eps"]))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return resnet_features(self.net, self.spectrum(x))
+        s = self.spectrum(x)
+        if self.uses_timm:
+            return self.net.forward_head(self.net.forward_features(s), pre_logits=True)
+        return resnet_features(self.net, s)
 
     def classifier(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.net.fc(feats).squeeze(-1)
+        head = self.net.get_classifier() if self.uses_timm else self.net.fc
+        return head(feats).squeeze(-1)
 
     def load_backbone_weights(self, path: str) -> None:
-        load_imagenet_weights(self.net, path)
+        if self.uses_timm:
+            load_timm_body_weights(self.net, path)
+        else:
+            load_imagenet_weights(self.net, path)
         self.config["pretrained"] = True
         self.config["backbone_weights"] = weights_record(path)

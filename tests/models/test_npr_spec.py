@@ -57,3 +57,17 @@ def test_log_spectrum_shows_periodic_pattern_peak() -> None:
     # fftshift puts frequency 0 at index 16; period 4 -> +-8 bins along x
     assert s_pat[16, 24] - s_base[16, 24] > 1.0
     assert s_pat[16, 8] - s_base[16, 8] > 1.0
+
+
+def test_spec_accepts_a_timm_body_and_names_it() -> None:
+    import pytest
+    import torch
+
+    from gendet.models import create_detector
+
+    det = create_detector("spec", image_size=32, arch="regnetx_002")
+    assert det.variant == "spec[arch=regnetx_002]" and det.num_parameters < 3_000_000
+    out = det({"image": torch.randn(2, 3, 32, 32)})
+    assert out["logit"].shape == (2,)
+    with pytest.raises(ValueError, match="timm architecture"):
+        create_detector("spec", arch="no_such_net")
