@@ -6,14 +6,17 @@ backend state changes and no figures are left open.
 
 from __future__ import annotations
 
+import io
 import os
 import textwrap
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from PIL import Image
 
 from gendet.explain.evidence import Evidence, format_prob
 from gendet.report.plots import fig_to_png, write_png
@@ -74,6 +77,19 @@ def render_figure(ev: Evidence) -> bytes:
                      f"({ev.threshold_source}), "
                      f"model {ev.model}", fontsize=10)
         return fig_to_png(fig)
+
+
+def heatmap_png(ev: Evidence, max_alpha: float = 0.8) -> bytes:
+    """The relevance map alone, as an RGBA PNG at model-input size, to lay over `ev.image` elsewhere (the web page).
+
+    Colours as in the figure (inferno); opacity grows with relevance, so irrelevant pixels stay see-through.
+    """
+    rel = np.clip(np.nan_to_num(np.asarray(ev.relevance, dtype=np.float64)), 0.0, 1.0)
+    rgba = matplotlib.colormaps["inferno"](rel)
+    rgba[..., 3] = max_alpha * rel
+    buf = io.BytesIO()
+    Image.fromarray((rgba * 255.0 + 0.5).astype(np.uint8), mode="RGBA").save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def save_figure(ev: Evidence, path: str | os.PathLike) -> Path:

@@ -1,0 +1,136 @@
+"""`gendet serve`: the detector as an HTTP API (POST /v1/detect) with a web page at /.
+
+The model is loaded (and checked) before the port is bound, so a bad checkpoint is a usage
+error (exit 2), not a crashed server. Exit codes: 0 after a clean shutdown (Ctrl-C); 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+
+from gendet.cli.main import UsageError
+from gendet.detect.model import ModelSetupError, default_checkpoint_dir, load_scan_model, resolve_device
+from gendet.serve.limits import DEFAULT_FORMATS, MB, Limits
+
+EPILOG = """\
+endpoints: POST /v1/detect (multipart files, or JSON {"images": [base64, ...]}; ?explain=true adds a heat map
+  and the evidence text), GET /v1/model (model card), GET /health, OpenAPI docs at /docs, web page at /.
+  Each result: {"name","score","label","threshold","model","error","status"}; score = P(generated).
+security: the server binds 127.0.0.1 unless told otherwise. On any other address it refuses to start without
+  an API key (GENDET_API_KEY, or --api-key), because anyone who can reach the port could otherwise use the
+  model and its CPU; clients then send X-API-Key: KEY (or Authorization: Bearer KEY). --insecure overrides
+  this, for trusted networks only. Prefer the environment variable: --api-key is visible in `ps`.
+examples:
+  gendet serve                                   # http://127.0.0.1:8000/
+  curl -F file=@photo.jpg http://127.0.0.1:8000/v1/detect
+  GENDET_API_KEY=secret gendet serve --host 0.0.0.0 --workers 2
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        name,
+        help="serve the detector over HTTP (API + web page)",
+        description="Serve the detector as an HTTP API with a web page for checking images. "
+        f"Without --checkpoint the model shipped with gendet is used ({default_checkpoint_dir()}).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--checkpoint", default=None, metavar="DIR", help="checkpoint directory (default: shipped model)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="uvicorn worker processes, each with its own copy of the model (default 1)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threshold", default=None, metavar="fixed|val|FLOAT",
+                   help="decision threshold (default: the checkpoint's own), as in `gendet detect`")
+    p.add_argument("--api-key", default=None, help="require this key on /v1/* (default: $GENDET_API_KEY if set)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host without an API key (trusted networks only; see below)")
+    g = p.add_argument_group("batching")
+    g.add_argument("--max-batch", type=int, default=32, help="largest batch of concurrent images (1 = no batching)")
+    g.add_argument("--batch-wait-ms", type=float, default=5.0,
+                   help="how long the first waiting image waits for others to join its batch (default 5)")
+    g = p.add_argument_group("limits (each refusal is a 4xx with the reason)")
+    g.add_argument("--max-upload-mb", type=float, default=20.0, help="image bytes per request (default 20, 413)")
+    g.add_argument("--max-pixels", type=int, default=Limits.max_pixels, help="pixels per image (413)")
+    g.add_argument("--max-images", type=int, default=Limits.max_images, help="images per request (413)")
+    g.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
+                   help="accepted Pillow formats, comma-separated (others: 415)")
+    g.add_argument("--max-queue", type=int, default=Limits.max_queue, help="images waiting for the model (503)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    return p
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to a public address
+
+
+def build_limits(args: argparse.Namespace) -> Limits:
+    try:
+        return Limits(max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=args.max_pixels,
+                      max_images=args.max_images, max_queue=args.max_queue,
+                      formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _check(args: argparse.Namespace) -> tuple[Limits, str | None]:
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 0..65535, got {args.port}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.max_batch < 1:
+        raise UsageError(f"--max-batch must be >= 1, got {args.max_batch}")
+    if args.batch_wait_ms < 0:
+        raise UsageError(f"--batch-wait-ms must be >= 0, got {args.batch_wait_ms}")
+    limits = build_limits(args)
+    api_key = args.api_key or os.environ.get("GENDET_API_KEY") or None
+    if not is_loopback(args.host) and api_key is None and not args.insecure:
+        raise UsageError(
+            f"refusing to serve on {args.host} without an API key: anyone who can reach this port could use the "
+            "model. Set GENDET_API_KEY (or --api-key), or pass --insecure on a trusted network"
+        )
+    return limits, api_key
+
+
+def run(args: argparse.Namespace) -> int:
+    limits, api_key = _check(args)
+    import uvicorn
+
+    from gendet.serve.app import API_KEY_ENV, SETTINGS_ENV, create_app
+
+    try:
+        device = resolve_device(args.device)
+        model = load_scan_model(args.checkpoint, device, args.threshold)  # fail here, before binding the port
+    except (ValueError, ModelSetupError) as e:
+        raise UsageError(str(e)) from None
+    settings = {"device": str(device), "threshold": args.threshold, "limits": limits.to_dict(),
+                "batch_wait_ms": args.batch_wait_ms, "max_batch": args.max_batch}
+    shown = "localhost" if args.host in ("127.0.0.1", "::1") else args.host
+    print(f"gendet serve: http://{shown}:{args.port}/ (API docs /docs), model {model.name} on {device}, "
+          f"threshold {model.threshold:.4g}, {args.workers} worker(s), "
+          f"{'API key required' if api_key else 'no API key'}", file=sys.stderr)
+    if args.workers == 1:
+        app = create_app(model=model, api_key=api_key, **settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    # Worker processes import the app themselves: settings travel in the environment.
+    cores = os.cpu_count() or 1
+    settings.update(checkpoint=str(model.checkpoint), torch_threads=max(1, cores // args.workers))
+    os.environ[SETTINGS_ENV] = json.dumps(settings)
+    if api_key:
+        os.environ[API_KEY_ENV] = api_key
+    uvicorn.run("gendet.serve.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level)
+    return 0

@@ -1,0 +1,214 @@
+"""The FastAPI app behind `gendet serve`: POST /v1/detect, GET /v1/model, GET /health, the page at /.
+
+`create_app(...)` builds it; the model is loaded once in the lifespan (or passed in already
+loaded), scored through the batching queue, and explained per request in the model thread.
+Every client mistake becomes a 4xx with a reason (`ClientError`); only a genuine server bug
+reaches the catch-all handler, which logs it and answers 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import secrets
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import swagger_ui_bundle
+import torch
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+import gendet
+from gendet.detect.model import ScanModel, load_scan_model, resolve_device
+from gendet.serve.batching import BatchQueue, QueueFull
+from gendet.serve.card import model_card
+from gendet.serve.inference import ServedModel, Upload
+from gendet.serve.limits import ClientError, Limits
+from gendet.serve.schemas import DETECT_REQUEST_BODY, ERROR_RESPONSES, DetectResponse, Health
+from gendet.serve.uploads import read_uploads
+
+log = logging.getLogger("gendet.serve")
+API_KEY_ENV = "GENDET_API_KEY"
+SETTINGS_ENV = "GENDET_SERVE_SETTINGS"  # JSON create_app kwargs, for uvicorn worker processes
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files("gendet"))) / "serve" / "static"
+
+
+@dataclass
+class ServerState:
+    served: ServedModel
+    queue: BatchQueue
+    limits: Limits
+    api_key: str | None
+    card: dict[str, Any]
+    explain_slots: asyncio.Semaphore
+    started: float
+
+    @property
+    def model(self) -> ScanModel:
+        return self.served.model
+
+
+def _state(request: Request) -> ServerState:
+    return request.app.state.gendet
+
+
+def _require_key(request: Request) -> None:
+    key = _state(request).api_key
+    if not key:
+        return
+    given = request.headers.get("x-api-key")
+    auth = request.headers.get("authorization", "")
+    if given is None and auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    if given is None or not secrets.compare_digest(given.encode(), key.encode()):
+        raise ClientError(401, "missing or wrong API key: send it as the X-API-Key header "
+                               "(or Authorization: Bearer KEY)")
+
+
+async def _score(st: ServerState, up: Upload, explain: bool) -> dict[str, Any]:
+    """One image's result dict; a bad image gives its error and 4xx status instead of raising."""
+    m = st.model
+    out: dict[str, Any] = {"name": up.name, "score": None, "label": None, "threshold": m.threshold,
+                           "model": m.name, "error": None, "status": 200}
+    loop = asyncio.get_running_loop()
+    try:
+        image, tensor = await loop.run_in_executor(st.served.decode_pool, st.served.prepare, up, st.limits)
+        score = await st.queue.submit(tensor)
+    except ClientError as e:
+        return {**out, "error": e.reason, "status": e.status}
+    except QueueFull as e:
+        return {**out, "error": str(e), "status": 503}
+    if not math.isfinite(score):
+        return {**out, "error": "the model returned a non-finite score", "status": 500}
+    out.update(score=score, label="fake" if score >= m.threshold else "real")
+    if explain:
+        async with st.explain_slots:  # explanations are ~20 forwards each: a few at a time, in the model thread
+            try:
+                out["explanation"] = await loop.run_in_executor(st.served.model_pool, st.served.explain, image)
+            except Exception as e:  # noqa: BLE001 - the verdict stands even if its explanation fails
+                log.exception("explanation failed for %s", up.name)
+                out["explanation_error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+def create_app(
+    checkpoint: str | os.PathLike | None = None,
+    *,
+    model: ScanModel | None = None,
+    device: str = "cpu",
+    threshold: str | float | None = None,
+    limits: Limits | dict | None = None,
+    api_key: str | None = None,
+    batch_wait_ms: float = 5.0,
+    max_batch: int = 32,
+    decode_threads: int | None = None,
+    max_explain: int = 1,
+) -> FastAPI:
+    """The gendet HTTP app. `model` (already loaded) wins over `checkpoint` (None = the shipped default).
+
+    `api_key`: required on /v1/* when set (X-API-Key or Bearer). `max_batch=1` disables batching.
+    """
+    limits = Limits(**limits) if isinstance(limits, dict) else limits or Limits()
+    decode_threads = decode_threads or max(2, os.cpu_count() or 1)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        dev = resolve_device(device)
+        scan_model = model if model is not None else load_scan_model(checkpoint, dev, threshold)
+        served = ServedModel(scan_model, dev, decode_threads=decode_threads)
+        await asyncio.get_running_loop().run_in_executor(served.model_pool, served.warm_up)
+        queue = BatchQueue(served.run_batch, served.model_pool, max_batch=max_batch, wait_ms=batch_wait_ms,
+                           max_queue=limits.max_queue)
+        queue.start()
+        app.state.gendet = ServerState(served, queue, limits, api_key or None, model_card(scan_model),
+                                       asyncio.Semaphore(max(1, max_explain)), time.monotonic())
+        log.info("gendet serve: model %s on %s, threshold %.4g", scan_model.name, dev, scan_model.threshold)
+        try:
+            yield
+        finally:
+            await queue.stop()
+            served.close()
+
+    # docs_url=None: FastAPI's default /docs page pulls Swagger UI from a CDN; ours serves the
+    # swagger-ui-bundle package's copy, so the docs work offline too.
+    app = FastAPI(title="gendet", version=gendet.__version__, lifespan=lifespan, docs_url=None,
+                  description="Is this image generated? Scores are P(generated); label 'fake' iff score >= threshold.")
+    add_handlers(app)
+    auth = [Depends(_require_key)]
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    async def health(request: Request) -> dict[str, Any]:
+        """Liveness, plus the batching counters (mean batch size under load)."""
+        st = _state(request)
+        return {"status": "ok", "model": st.model.name, "device": str(st.served.device), "queue": st.queue.depth,
+                "uptime_s": round(time.monotonic() - st.started, 1), "batching": st.queue.stats.to_dict()}
+
+    @app.get("/v1/model", dependencies=auth, tags=["detect"], responses={401: ERROR_RESPONSES[401]})
+    async def model_info(request: Request) -> dict[str, Any]:
+        """The served model's card: name, version (weights digest), training data, metrics, threshold, limits."""
+        st = _state(request)
+        return {**st.card, "server_limits": st.limits.to_dict(), "max_batch": st.queue.max_batch}
+
+    @app.post("/v1/detect", dependencies=auth, tags=["detect"], response_model=DetectResponse,
+              responses=ERROR_RESPONSES, openapi_extra=DETECT_REQUEST_BODY)
+    async def detect(request: Request, explain: bool = False) -> JSONResponse:
+        """Score one or more images. The HTTP status is 200 when at least one image was scored; each result
+        carries its own error and status. When none was, the status is the first image's (4xx) and `detail`
+        its reason. `?explain=true` adds a heat map (base64 PNG) and the evidence text per image."""
+        st = _state(request)
+        uploads = await read_uploads(request, st.limits)
+        results = await asyncio.gather(*(_score(st, up, explain) for up in uploads))
+        body: dict[str, Any] = {"results": results}
+        status = 200
+        if all(r["error"] is not None for r in results):
+            status, body["detail"] = results[0]["status"], results[0]["error"]
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(static_dir() / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Any:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="gendet API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    return app
+
+
+def add_handlers(app: FastAPI) -> None:
+    """ClientError -> its 4xx; anything unexpected -> logged, 500 with no internals leaked."""
+
+    @app.exception_handler(ClientError)
+    async def client_error(request: Request, exc: ClientError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def server_bug(request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal server error (logged on the server)"}, status_code=500)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for `gendet serve --workers N`: kwargs from $GENDET_SERVE_SETTINGS, key from $GENDET_API_KEY."""
+    settings = json.loads(os.environ.get(SETTINGS_ENV, "{}"))
+    torch.set_num_threads(int(settings.pop("torch_threads", torch.get_num_threads())))
+    return create_app(**settings, api_key=os.environ.get(API_KEY_ENV) or None)

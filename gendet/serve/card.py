@@ -1,0 +1,65 @@
+"""GET /v1/model: the served model's card (name, version, training data, metrics, threshold).
+
+The checkpoint's `card.json` (written by `gendet train` for the shipped model) is the source when it
+exists; any other checkpoint gets what its config.json records, and says that no metrics were stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import gendet
+from gendet.detect.model import ScanModel
+from gendet.models.checkpoint import WEIGHTS_FILE
+from gendet.report.model_card import CARD_JSON
+
+
+def weights_digest(model: ScanModel) -> str | None:
+    """'sha256:<12 hex>' of the weights file: the version that names these exact weights."""
+    path = model.checkpoint / WEIGHTS_FILE
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()[:12]}"
+
+
+def read_card(model: ScanModel) -> dict[str, Any]:
+    """The checkpoint's card.json, or {} when it has none or it is unreadable."""
+    path = model.checkpoint / CARD_JSON
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def model_card(model: ScanModel) -> dict[str, Any]:
+    """The JSON body of GET /v1/model (computed once at start-up)."""
+    card, cfg = read_card(model), model.config
+    evaluation = card.get("evaluation")
+    training = card.get("training_data") or {
+        key: cfg.get(key) for key in ("data_root", "subset", "layout", "seed") if cfg.get(key) is not None
+    } or None
+    notes = [] if evaluation else [f"the checkpoint has no {CARD_JSON}: no evaluation metrics were recorded with it"]
+    return {
+        "name": card.get("name") or cfg.get("name") or model.name,
+        "model": model.name,
+        "version": weights_digest(model),
+        "gendet_version": card.get("gendet_version") or cfg.get("gendet_version") or gendet.__version__,
+        "checkpoint": model.checkpoint.name,
+        "parameters": card.get("parameters", model.detector.num_parameters),
+        "threshold": model.threshold,
+        "threshold_source": model.threshold_source,
+        "labels": "score = P(generated); label 'fake' iff score >= threshold, else 'real'",
+        "preprocess": model.preprocess.to_dict(),
+        "training_data": training,
+        "metrics": evaluation,
+        "limits": card.get("limits", []),
+        "command": card.get("command") or cfg.get("command"),
+        "notes": notes,
+    }
