@@ -31,6 +31,7 @@ examples:
   gendet detect ~/Pictures --output scan.jsonl --workers 4
   find /data -name '*.png' | gendet detect - --output scan.csv
   gendet detect ~/Pictures --output scan.jsonl --resume     # continue a killed scan
+  gendet detect /data --engine ray --address auto --output scan.jsonl   # on a Ray cluster (docs/cluster.md)
 """
 
 
@@ -68,6 +69,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    help="walk sub-folders of folder inputs (default: yes)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
+    r = p.add_argument_group("engine")
+    r.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="local: DataLoader workers on this machine; ray: Ray Data (decode tasks + a model actor "
+                   "pool), same records")
+    r.add_argument("--address", default=None,
+                   help="ray: cluster address (auto, ray://HOST:10001); default: a local Ray instance")
+    r.add_argument("--ray-actors", type=int, default=None,
+                   help="ray: model actors (default: one per GPU, else CPUs - 1)")
+    r.add_argument("--ray-cpus-per-actor", type=float, default=None, help="ray: CPUs each actor claims (default 1)")
+    r.add_argument("--ray-gpus-per-actor", type=float, default=None,
+                   help="ray: GPUs each actor claims (default 1 when the cluster has GPUs, else 0)")
     return p
 
 
@@ -86,6 +98,14 @@ def _check(args: argparse.Namespace) -> tuple[list[str], int]:
         raise UsageError("--resume and --overwrite contradict each other")
     if args.resume and args.output in (None, "-"):
         raise UsageError("--resume needs --output FILE")
+    if args.engine == "local" and (args.address or args.ray_actors or args.ray_cpus_per_actor is not None
+                                   or args.ray_gpus_per_actor is not None):
+        raise UsageError("--address and --ray-* options need --engine ray")
+    if args.ray_actors is not None and args.ray_actors < 1:
+        raise UsageError(f"--ray-actors must be >= 1, got {args.ray_actors}")
+    for flag in ("ray_cpus_per_actor", "ray_gpus_per_actor"):
+        if (getattr(args, flag) or 0) < 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0")
     return specs, workers
 
 
@@ -127,10 +147,13 @@ def _print_summary(result: ScanResult, where: str) -> None:
 def run(args: argparse.Namespace) -> int:
     specs, workers = _check(args)
     try:
-        device = resolve_device(args.device)
+        # ray: the driver only checks the checkpoint and reads its threshold; actors pick their device
+        device = resolve_device("cpu" if args.engine == "ray" else args.device)
         model = load_scan_model(args.checkpoint, device, args.threshold)
     except (ValueError, ModelSetupError) as e:
         raise UsageError(str(e)) from None
+    if args.engine == "ray":
+        return _run_ray(args, specs, model)
     if args.output is None and is_single_file(specs):
         return _verdict(specs, model, str(device))
     output = "-" if args.output is None else args.output
@@ -147,5 +170,22 @@ def run(args: argparse.Namespace) -> int:
         # stdout closed early (e.g. `| head`): stop quietly; point stdout at devnull so the exit flush is silent
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    _print_summary(result, "stdout" if output == "-" else output)
+    return 1 if result.summary.errors else 0
+
+
+def _run_ray(args: argparse.Namespace, specs: list[str], model: ScanModel) -> int:
+    from gendet.detect.ray_engine import RayOptions, scan_ray
+
+    if args.device not in ("auto", "cpu", "cuda"):
+        raise UsageError("--engine ray: --device must be auto, cpu or cuda (actors get their own GPUs)")
+    output = "-" if args.output is None else args.output
+    options = RayOptions(args.address, args.ray_actors, args.ray_cpus_per_actor, args.ray_gpus_per_actor)
+    try:
+        result = scan_ray(specs, model, output=output, fmt=args.format, resume=args.resume, overwrite=args.overwrite,
+                          batch_size=args.batch_size, device=args.device, recursive=args.recursive,
+                          progress=sys.stderr.isatty() if args.progress is None else args.progress, options=options)
+    except OutputError as e:
+        raise UsageError(str(e)) from None
     _print_summary(result, "stdout" if output == "-" else output)
     return 1 if result.summary.errors else 0

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # The trainer and the data readers are imported in run(): `gendet --help` builds every
 # subcommand's parser and should not pay for scikit-learn/torchmetrics imports.
 LAYOUT_CHOICES = ("auto", "genimage", "binary", "manifest", "fakeclue")
+SHARDS_LAYOUT = "shards"  # a folder written by `gendet data shard` (gendet.data.shards), detected by "auto"
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 STATE_PATH = Path("train_state") / "last.pt"
 # What marks DIR as holding a run, and what --overwrite removes (stale evals/reports of the
@@ -38,12 +39,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
         "never touched.",
     )
     p.add_argument("--model", default=None, help=f"detector name ({', '.join(list_detectors())})")
-    p.add_argument("--data", default=None, help="data root (GenImage, 0_real/1_fake, manifest or FakeClue)")
+    p.add_argument("--data", default=None, help="data root (GenImage, 0_real/1_fake, manifest or FakeClue), or a "
+                                                 "folder of tar shards from `gendet data shard`")
     p.add_argument("--preset", default=None, choices=("default",),
                    help="a named recipe that fixes model, data and hyper-parameters (default: the shipped "
                         "detector, trained on the local benchmark's data; also writes its model card)")
     p.add_argument("--cache-dir", default=None, help="--preset only: data cache (default ~/.cache/gendet)")
-    p.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES)
+    p.add_argument("--layout", default="auto", choices=(*LAYOUT_CHOICES, SHARDS_LAYOUT))
     p.add_argument("--subset", default=None, help="train on one subset (generator) only")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--epochs", type=int, default=1)
@@ -182,13 +184,18 @@ def apply_preset(args: argparse.Namespace) -> dict[str, Any] | None:
 def load_training_data(args: argparse.Namespace, data_info: dict[str, Any] | None) -> dict[str, Any]:
     """Read --data, take the train split, hold out --holdout of it (grouped by source photo when known)."""
     from gendet.data.layouts import detect_layout, read_samples, select_split, split_holdout
+    from gendet.data.shards import is_shard_dir, read_shard_samples
 
     data = Path(args.data).expanduser()
     if not data.exists():
         raise UsageError(f"--data {data} does not exist")
     try:
-        layout = detect_layout(data) if args.layout == "auto" else args.layout
-        all_samples = read_samples(data, layout, args.subset)
+        if args.layout == SHARDS_LAYOUT or (args.layout == "auto" and is_shard_dir(data)):
+            layout = SHARDS_LAYOUT  # one index file per data set instead of a directory walk per rank
+            all_samples = read_shard_samples(data, args.subset)
+        else:
+            layout = detect_layout(data) if args.layout == "auto" else args.layout
+            all_samples = read_samples(data, layout, args.subset)
         if data_info is not None:  # keep each source photo's crops on one side of the holdout
             from gendet.evaluation.bench import with_photo_groups
 
@@ -210,21 +217,41 @@ def load_training_data(args: argparse.Namespace, data_info: dict[str, Any] | Non
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train; under torchrun each rank runs this with its share of every batch (DDP), rank 0 writes."""
+    from gendet.training import distributed
+
+    dist_info, device = distributed.setup(args.device)
+    ok = False
+    try:
+        code = _run(args, dist_info, device)
+        ok = True
+        return code
+    finally:
+        distributed.teardown(ok)
+
+
+def _run(args: argparse.Namespace, dist_info: Any, device: str) -> int:
+    from gendet.training import distributed
     from gendet.training.state import seed_everything
     from gendet.training.trainer import ResumeError, train
 
-    data_info = apply_preset(args)
+    say = print if dist_info.is_main else _quiet
+    with distributed.main_process_first():  # a --preset data cache is built once, by rank 0
+        data_info = apply_preset(args)
     if args.model not in list_detectors():
         raise UsageError(f"unknown model {args.model!r}; registered: {', '.join(list_detectors())}")
     if not 1 <= args.jpeg_quality <= 100:
         raise UsageError(f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}")
     if args.model == "unigendet":
+        if dist_info.enabled:
+            raise UsageError("unigendet trains in one process: run it without torchrun")
         from gendet.cli.train_unified import run_unified
 
         return run_unified(args, data_info)
     if args.lr is None:
         args.lr = 1e-4
     cfg = _train_config(args)
+    cfg.device = device  # under torchrun: this rank's GPU
     if args.weights is not None and not Path(args.weights).is_file():
         raise UsageError(f"--weights {args.weights} is not a file")
     out = Path(args.out).expanduser()
@@ -244,11 +271,11 @@ def run(args: argparse.Namespace) -> int:
             detector.load_backbone_weights(args.weights)
         except (ValueError, CheckpointError, OSError, RuntimeError) as e:
             raise UsageError(f"cannot load --weights {args.weights}: {e}") from None
-        print(f"backbone weights loaded from {args.weights}")
+        say(f"backbone weights loaded from {args.weights}")
     elif not args.weights:
-        print(f"no --weights given: {args.model} starts from scratch (random initialisation)")
+        say(f"no --weights given: {args.model} starts from scratch (random initialisation)")
     pp = detector.preprocess(args.align, args.jpeg_quality)
-    print(f"data: {data} (layout {layout}{', subset ' + args.subset if args.subset else ''}): "
+    say(f"data: {data} (layout {layout}{', subset ' + args.subset if args.subset else ''}): "
           f"{len(train_samples)} train, {len(val_samples)} held-out validation samples; align={args.align}")
 
     extra = {
@@ -261,23 +288,35 @@ def run(args: argparse.Namespace) -> int:
         "command": command_line(args),
         "resumed": bool(args.resume),
     }
-    if args.overwrite:
+    distributed.barrier()  # every rank has checked --out before rank 0 changes it
+    if args.overwrite and dist_info.is_main:
         _clear_run(out)
     try:
         summary = train(detector, train_samples, val_samples, pp, cfg, out, resume=args.resume, extra_config=extra)
     except ResumeError as e:
         raise UsageError(str(e)) from None
-    _print_summary(summary)
-    if data_info is not None:
-        _write_card(args, out, all_samples, data_info)
+    if dist_info.is_main:
+        _print_summary(summary)
+        if data_info is not None:
+            _write_card(args, out, all_samples, data_info)
     return 0
 
 
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """`print` for ranks other than 0."""
+
+
 def _write_card(args: argparse.Namespace, out: Path, samples: list, data_info: dict[str, Any]) -> None:
+    import torch
+
+    from gendet.models.checkpoint import store_weights_as
     from gendet.report.model_card import CARD_MD, build_model_card
     from gendet.training.presets import get_train_preset
 
     preset = get_train_preset(args.preset)
+    if preset.weights_dtype != "float32":
+        # The card is measured on the weights as stored, so its numbers are those users get.
+        store_weights_as(out, getattr(torch, preset.weights_dtype))
     training_data = {
         "description": "gendet's local benchmark (gendet bench --preset tiny): crops of the shipped real photos, "
                        "split by photo, and one subset per generator family trained here",

@@ -9,10 +9,18 @@ ends with the same weights and metrics as one that was never interrupted, with
 any number of data-loader workers.
 
 Epochs are counted from 1 in logs and configs; `step` counts optimizer steps.
+
+Distributed (under torchrun, see gendet.training.distributed): `batch_size` is the global
+batch. Every rank draws the same seeded global batches and trains on its share of each
+(DistributedDataParallel averages the gradients, weighted by share size so they are those of
+the mean loss over the global batch), so each sample is seen once per epoch across ranks, and the step
+count, schedule and resume state do not depend on the number of ranks: a run written by N
+ranks resumes on M. Only rank 0 writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -28,14 +36,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from gendet.data.dataset import ImageDataset, collate_items
+from gendet.data.dataset import collate_items
 from gendet.data.preprocess import ImageTransform, Preprocess
 from gendet.data.sample import Sample
-from gendet.evaluation.inference import predict
+from gendet.data.shards import make_dataset
 from gendet.evaluation.metrics import compute_metrics
 from gendet.evaluation.thresholds import fit_threshold
 from gendet.models.base import Detector
 from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
+from gendet.training import distributed
 from gendet.training.logs import CSV_FILE, JSONL_FILE, TrainLog, jsonable
 from gendet.training.state import (
     atomic_torch_save,
@@ -46,6 +55,7 @@ from gendet.training.state import (
     seed_everything,
     set_rng_state,
 )
+from gendet.training.validation import score_validation
 
 STATE_DIR = "train_state"
 STATE_FILE = "last.pt"
@@ -177,9 +187,13 @@ class _Run:
         self.train_samples, self.val_samples = list(train_samples), list(val_samples)
         if not self.train_samples:
             raise ValueError("no training samples")
+        self.dist = distributed.info()
+        if cfg.batch_size < self.dist.world_size:
+            raise ValueError(f"batch_size {cfg.batch_size} is the global batch: it must be >= the number of "
+                             f"processes ({self.dist.world_size})")
         self.device = resolve_device(cfg.device)
         self.amp_dtype = _amp_dtype(cfg.amp, self.device)
-        self.dataset = ImageDataset(
+        self.dataset = make_dataset(
             self.train_samples, ImageTransform(pp, train=True, augment=detector.train_augment()), seed=cfg.seed
         )
         self.n_batches = len(epoch_batches(len(self.train_samples), cfg.batch_size, cfg.seed, 0))
@@ -190,12 +204,13 @@ class _Run:
         self.min_items = 2 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in detector.modules()) else 1
 
         detector.to(self.device)
+        self.model = distributed.wrap_ddp(detector, self.device)  # the detector itself in one process
         self.optimizer = torch.optim.AdamW(_param_groups(detector, cfg.weight_decay), lr=cfg.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, cosine_with_warmup(self.total_steps, self.warmup_steps)
         )
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.log = TrainLog(out_dir)
+        self.log = TrainLog(out_dir) if self.dist.is_main else distributed.NullTrainLog()
         self.state_path = out_dir / STATE_DIR / STATE_FILE
         self.fingerprint = {
             "model": detector.name,
@@ -222,8 +237,11 @@ class _Run:
 
     # -- resume state --------------------------------------------------------
     def _save_state(self) -> None:
+        if not self.dist.is_main:
+            return
         state = {
             "version": STATE_VERSION,
+            "world_size": self.dist.world_size,
             "config": asdict(self.cfg),
             "fingerprint": self.fingerprint,
             "model": _cpu_state(self.detector),
@@ -271,7 +289,10 @@ class _Run:
                     "skipped_batches", "seconds_per_epoch"):
             setattr(self, key, state[key])
         self.log.start(state["log_offsets"])
-        set_rng_state(state["rng"])
+        if self.dist.world_size == 1 and state.get("world_size", 1) == 1:
+            set_rng_state(state["rng"])  # one process before and now: continue the exact RNG stream
+        else:
+            distributed.seed_rank(self.cfg.seed, self.dist.rank, self.global_step)
 
     # -- training ------------------------------------------------------------
     def _note_errors(self, errors: list[tuple[str, str]], store: dict[str, str], where: str) -> None:
@@ -280,7 +301,8 @@ class _Run:
                 store[path] = reason
                 self.log.write({"kind": "decode_error", "where": where, "path": path, "reason": reason,
                                 "epoch": self.epoch + 1, "step": self.global_step})
-                tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
+                if self.dist.is_main:
+                    tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
 
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -310,20 +332,29 @@ class _Run:
             return False
         self.dataset.set_epoch(self.epoch)
         loader = DataLoader(
-            self.dataset, batch_sampler=batches[self.batch_in_epoch :], num_workers=cfg.workers,
+            self.dataset, num_workers=cfg.workers,
+            batch_sampler=[distributed.rank_shard(b, self.dist) for b in batches[self.batch_in_epoch :]],
             collate_fn=collate_items,
             # own generator: creating the loader must not draw from the global RNG,
             # or a loader built at resume time would shift dropout randomness.
             generator=torch.Generator().manual_seed(mix_seed(cfg.seed, self.epoch, 1)),
         )
         self.detector.train()
-        accumulated = False
+        accumulated = synced = False
         for j, batch in enumerate(loader, start=self.batch_in_epoch):
-            self._note_errors(batch["errors"], self.train_errors, "train")
+            # every rank's (good, bad) item counts: all ranks must take the same skip decision
+            counts = distributed.gather_ints([len(batch["path"]), len(batch["errors"])])
+            errors = batch["errors"]
+            if self.dist.enabled and any(bad for _, bad in counts):
+                errors = [e for errs in distributed.gather_objects(errors) for e in errs]
+            self._note_errors(errors, self.train_errors, "train")
             group_start = (j // cfg.grad_accum) * cfg.grad_accum
             group_size = min(cfg.grad_accum, len(batches) - group_start)
-            if len(batch["path"]) >= self.min_items:
-                loss = self._forward_backward(batch, group_size)
+            if self.dist.enabled and j == group_start:
+                distributed.seed_rank(cfg.seed, self.dist.rank, self.global_step)
+            if min(good for good, _ in counts) >= self.min_items:
+                synced = j + 1 - group_start >= group_size  # DDP all-reduces in the group's last backward
+                loss = self._forward_backward(batch, group_size, sum(good for good, _ in counts), synced)
                 accumulated = True
                 self.epoch_loss[0] += loss
                 self.epoch_loss[1] += 1
@@ -332,12 +363,14 @@ class _Run:
             else:
                 self.skipped_batches += 1
                 self.log.write({"kind": "skipped_batch", "epoch": self.epoch + 1, "step": self.global_step,
-                                "good_items": len(batch["path"]), "bad_items": len(batch["errors"])})
+                                "good_items": sum(g for g, _ in counts), "bad_items": sum(b for _, b in counts)})
             if j + 1 - group_start < group_size:
                 continue  # still accumulating
             self.batch_in_epoch = j + 1
             if not accumulated:
                 continue  # every batch of this group was skipped: no optimizer step
+            if self.dist.enabled and not synced:
+                distributed.average_gradients(self.detector)  # the group's last batch was skipped
             self._optimizer_step()
             accumulated = False
             bar.update(1)
@@ -355,35 +388,48 @@ class _Run:
                 return True
         return False
 
-    def _forward_backward(self, batch: dict[str, Any], group_size: int) -> float:
+    def _forward_backward(self, batch: dict[str, Any], group_size: int, n_global: int, sync: bool) -> float:
+        """Forward + backward of this rank's share; returns the loss over the whole (global) batch.
+
+        `sync`: the last batch of an accumulation group; DDP all-reduces gradients only then.
+        """
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
-            out = self.detector(batch)
-            loss = self.detector.loss(batch, out)["loss"]
-        if not torch.isfinite(loss):
-            # fail loudly; the last resume state is from before this step
-            raise FloatingPointError(
-                f"non-finite loss {loss.item()} at epoch {self.epoch + 1}, step {self.global_step}; "
-                "lower --lr or check the data"
-            )
-        scaled = loss.float() / group_size
-        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-        return float(loss.detach())
+        no_sync = self.dist.enabled and not sync
+        with self.model.no_sync() if no_sync else contextlib.nullcontext():
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
+                out = self.model(batch)
+                loss = self.detector.loss(batch, out)["loss"]
+            value, scaled = float(loss.detach()), loss.float() / group_size
+            if self.dist.enabled:
+                # DDP averages gradients over ranks; weighting by share size makes that the mean over
+                # the global batch even when shares differ (uneven split, decode errors).
+                n_local = len(batch["path"])
+                value = distributed.all_sum([value * n_local])[0] / n_global  # NaN on any rank reaches all
+                scaled = scaled * (n_local * self.dist.world_size / n_global)
+            if not math.isfinite(value):
+                # fail loudly (on every rank); the last resume state is from before this step
+                raise FloatingPointError(
+                    f"non-finite loss {value} at epoch {self.epoch + 1}, step {self.global_step}; "
+                    "lower --lr or check the data"
+                )
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        return value
 
     # -- validation ------------------------------------------------------------
     def _validate(self) -> dict[str, Any] | None:
         """Score the validation split; update best weights and the early-stopping counter."""
         if not self.val_samples:
             return None
-        preds = predict(self.detector, self.val_samples, self.pp, batch_size=self.cfg.batch_size,
-                        workers=self.cfg.workers, device=self.device, seed=self.cfg.seed)
-        self._note_errors(preds.errors, self.val_errors, "val")
-        if len(preds.samples) == 0:
-            tqdm.write("no validation image could be decoded: this epoch is not validated", file=sys.stderr)
+        labels, scores, errors = score_validation(
+            self.detector, self.val_samples, self.pp, self.cfg.batch_size, self.cfg.workers, self.device,
+            self.cfg.seed, self.dist)
+        self._note_errors(errors, self.val_errors, "val")
+        if len(scores) == 0:
+            if self.dist.is_main:
+                tqdm.write("no validation image could be decoded: this epoch is not validated", file=sys.stderr)
             self.detector.train()
             return None
-        labels, scores = preds.labels, preds.scores
         metrics = jsonable(compute_metrics(labels, scores, 0.5, "fixed"))
         val_loss = float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
         auc = metrics.get("auc")
@@ -410,6 +456,8 @@ class _Run:
                         "val_ap": m.get("ap"), "val_real_acc": m.get("real_acc"),
                         "val_fake_acc": m.get("fake_acc"), "best": val["best"], "val_metrics": m})
         self.log.write(row)
+        if not self.dist.is_main:
+            return
         desc = f"epoch {self.epoch + 1}: train loss {row['loss'] if row['loss'] is None else round(row['loss'], 4)}"
         if val is not None:
             desc += f", val loss {val['val_loss']:.4f}, val AUC {val['metrics'].get('auc')}"
@@ -424,11 +472,12 @@ class _Run:
         else:
             seed_everything(self.cfg.seed)
             self.log.start(None)
-            self.log.write({"kind": "start", "config": asdict(self.cfg), "n_train": len(self.train_samples),
+            self.log.write({"kind": "start", "config": asdict(self.cfg), "world_size": self.dist.world_size,
+                            "n_train": len(self.train_samples),
                             "n_val": len(self.val_samples), "steps_per_epoch": self.steps_per_epoch,
                             "total_steps": self.total_steps, "warmup_steps": self.warmup_steps})
         bar = tqdm(total=self.total_steps, initial=self.global_step, desc="training", unit="step",
-                   disable=None if self.cfg.progress else True, dynamic_ncols=True)
+                   disable=None if self.cfg.progress and self.dist.is_main else True, dynamic_ncols=True)
         reason = "completed"
         try:
             while self.epoch < self.cfg.epochs and not self.stopped_early:
@@ -483,13 +532,16 @@ def train(
     `extra_config` (data root, subset, layout, weights, command, ...) is merged into config.json.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    dist_info = distributed.info()
+    if dist_info.is_main:  # the other ranks never touch the output folder
+        out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with deterministic_mode():
         run = _Run(detector, train_samples, val_samples, pp, cfg, out)
         reason = run.run(resume)
     if run.best_weights is not None:
         detector.load_state_dict(run.best_weights, strict=True)
+    distributed.broadcast_buffers(detector)  # after a run without validation, BatchNorm statistics differ per rank
     detector.eval()
     thr = _thresholds(run, cfg)
     config: dict[str, Any] = {
@@ -510,8 +562,16 @@ def train(
         "skipped_batches": run.skipped_batches,
         "seconds_per_epoch": run.seconds_per_epoch,
     }
+    if dist_info.enabled:
+        # every rank's final weights, hashed: identical hashes show the ranks never diverged
+        hashes = distributed.gather_objects(distributed.state_sha256(detector))
+        config["distributed"] = {"world_size": dist_info.world_size, "backend": dist_info.backend,
+                                 "rank_state_sha256": hashes}
+        if len(set(hashes)) > 1 and dist_info.is_main:
+            print(f"warning: the ranks' final weights differ: {hashes}", file=sys.stderr)
     config = jsonable(config)
-    save_checkpoint(out, detector, config)
+    if dist_info.is_main:
+        save_checkpoint(out, detector, config)
     files = [str(out / f) for f in (WEIGHTS_FILE, CONFIG_FILE, JSONL_FILE, CSV_FILE)]
     files.append(str(run.state_path))
     return {
