@@ -7,7 +7,8 @@ Layouts (``detect_layout`` picks one by inspecting ROOT; ``layout=`` forces it):
   ROOT may also be one generator folder (train/val directly inside). ``ai`` -> 1,
   ``nature`` -> 0. The generator is the name of the folder holding train/val (its
   path relative to ROOT when two share a name). GenImage's ``val`` is the protocol's
-  test set. An optional ``<split>/masks/<stem>.png`` becomes ``Sample.mask``.
+  test set. An optional ``<split>/masks/<stem>.png`` becomes the ``Sample.mask`` of
+  ``ai/<stem>.*`` (real images have no manipulated pixels).
 - ``binary`` (ForenSynths / CNNDetection): ``ROOT/[split/][class/...]{0_real,1_fake}``.
   ``train``/``val``/``test`` folders give the split; the first folder below it is the
   generator (CNNDetection's ``test/cyclegan/apple`` -> generator ``cyclegan``; the full
@@ -189,7 +190,7 @@ def _read_genimage(root: Path) -> list[Sample]:
                         label=label,
                         split=split_dir.name.lower(),
                         generator=name,
-                        mask=masks.get(path.stem),
+                        mask=masks.get(path.stem) if label == 1 else None,  # ai/x and nature/x may share a stem
                         extra={"aliases": [*rel.parts, base_name]},
                     )
                 )

@@ -67,28 +67,61 @@ class Preprocess:
         return cls(**d)
 
 
-def apply_geometry(img: Image.Image, pp: Preprocess, rng: np.random.Generator | None) -> Image.Image:
-    """Resize (optional) and crop to `pp.size`; random crop when `rng` is given, else centre crop."""
+@dataclass(frozen=True)
+class GeometryPlan:
+    """Where the geometry step resized, padded and cropped one image, so a pixel mask can follow it exactly.
+
+    resize_to: (w, h) after resizing, None when not resized; pad: (top, bottom, left, right) with
+    `pad_mode`; box: the crop (left, top, right, bottom) in the padded image.
+    """
+
+    resize_to: tuple[int, int] | None
+    pad: tuple[int, int, int, int]
+    pad_mode: str
+    box: tuple[int, int, int, int]
+
+
+def plan_geometry(image_size: tuple[int, int], pp: Preprocess, rng: np.random.Generator | None) -> GeometryPlan:
+    """The resize/pad/crop for an image of `image_size` (w, h); random crop when `rng` is given, else centre."""
     s = pp.size
+    w, h = image_size
+    resize_to = None
     if pp.resize:
-        w, h = img.size
         scale = s / min(w, h)
         if scale != 1.0:
-            nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
-            img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    w, h = img.size
+            resize_to = (max(s, round(w * scale)), max(s, round(h * scale)))
+            w, h = resize_to
+    pad, mode = (0, 0, 0, 0), "reflect"
     if w < s or h < s:
-        arr = np.asarray(img)
         ph, pw = max(0, s - h), max(0, s - w)
         mode = "reflect" if (h > 1 and w > 1 and ph < h and pw < w) else "edge"
-        arr = np.pad(arr, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode=mode)
-        img = Image.fromarray(arr)
-        w, h = img.size
+        pad = (ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
+        h, w = h + ph, w + pw
     if rng is None:
         left, top = (w - s) // 2, (h - s) // 2
     else:
         left, top = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
-    return img.crop((left, top, left + s, top + s))
+    return GeometryPlan(resize_to, pad, mode, (left, top, left + s, top + s))
+
+
+def apply_plan(img: Image.Image, plan: GeometryPlan, mask: bool = False) -> Image.Image:
+    """Apply a GeometryPlan; `mask=True` resizes with NEAREST so label values stay labels."""
+    if plan.resize_to is not None:
+        if mask:
+            img = img.resize(plan.resize_to, Image.Resampling.NEAREST)
+        else:
+            img = img.resize(plan.resize_to, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    if any(plan.pad):
+        arr = np.asarray(img)
+        top, bottom, left, right = plan.pad
+        widths = ((top, bottom), (left, right)) + (((0, 0),) if arr.ndim == 3 else ())
+        img = Image.fromarray(np.pad(arr, widths, mode=plan.pad_mode))
+    return img.crop(plan.box)
+
+
+def apply_geometry(img: Image.Image, pp: Preprocess, rng: np.random.Generator | None) -> Image.Image:
+    """Resize (optional) and crop to `pp.size`; random crop when `rng` is given, else centre crop."""
+    return apply_plan(img, plan_geometry(img.size, pp, rng))
 
 
 def encode_roundtrip(img: Image.Image, fmt: str, quality: int = 95) -> Image.Image:
@@ -140,6 +173,19 @@ class ImageTransform:
     def prepare(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:
         """Everything except the final tensor conversion (useful for thumbnails)."""
         img = apply_geometry(img, self.pp, rng if self.train else None)
+        return self._after_geometry(img, rng)
+
+    def prepare_with_mask(self, img: Image.Image, mask: Image.Image,
+                          rng: np.random.Generator) -> tuple[Image.Image, Image.Image]:
+        """`prepare` for an image and its pixel mask: the mask takes exactly the image's geometry (same
+        resize, pad and crop; NEAREST so labels stay labels) and none of the photometric steps. A detector
+        trained on masks must therefore use photometric augmentations only (a flip would not reach the mask)."""
+        if mask.size != img.size:
+            mask = mask.resize(img.size, Image.Resampling.NEAREST)
+        plan = plan_geometry(img.size, self.pp, rng if self.train else None)
+        return self._after_geometry(apply_plan(img, plan), rng), apply_plan(mask, plan, mask=True)
+
+    def _after_geometry(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:
         img = align_format(img, self.pp)
         if self.degradation is not None:
             img = self.degradation(img, rng)

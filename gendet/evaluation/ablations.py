@@ -44,6 +44,9 @@ ABLATIONS: dict[str, AblationStudy] = {
     "unigendet": AblationStudy("gendet.evaluation.ablation:run_from_options",
                                "gendet.report.ablation_report:build_ablation_report",
                                "full, w/o SMSA, w/o GDUF, w/o DIGA"),
+    "gamma": AblationStudy("gendet.evaluation.gamma_ablation:run_from_options",
+                           "gendet.report.gamma_report:build_gamma_report",
+                           "full, w/o seg heads, w/o RCA, w/o manipulated data"),
 }
 
 

@@ -65,6 +65,10 @@ TINY = BenchPreset(
         DetectorSpec("npr", "npr", {"image_size": 64}, _TINY_TRAIN),
         DetectorSpec("univfd", "univfd (CLIP ViT, local weights)", {"image_size": 224}, _TINY_TRAIN,
                      needs_weights=True),
+        # = gendet.models.gamma.CPU_CONFIG (tested); its manipulated data: `gendet bench --ablation gamma`
+        DetectorSpec("gamma", "gamma (CPU backbone)", {"image_size": 64, "backbone": "cnn", "widths": [16, 32, 64, 128],
+                                                       "seg_dim": 16, "token_dim": 64, "heads": 4},
+                     _TINY_TRAIN, in_default_run=False),
     ),
     description=(
         "GenImage in miniature: 64 px crops of the shipped real photos (split by photo) and five "

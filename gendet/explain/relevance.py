@@ -1,9 +1,11 @@
 """Where the model looked: a relevance heat map from the detector's own internals.
 
 A detector that can say where it attends (a `relevance(batch) -> (B, h, w)` method,
-e.g. attention roll-out) is asked first; any other detector gets |input x gradient|
-of its logit, summed over channels and smoothed. Either way the map is upsampled to
-the model input size and scaled to [0, 1] per image, and the source is recorded.
+e.g. attention roll-out, or gamma's predicted mask) is asked first; any other detector
+gets |input x gradient| of its logit, summed over channels and smoothed. Either way the
+map is upsampled to the model input size and scaled to [0, 1] per image (a detector with
+`relevance_is_probability = True` keeps its map as is), and the source is recorded (the
+detector's `relevance_source`, default "attention", or "gradient").
 """
 
 from __future__ import annotations
@@ -78,5 +80,10 @@ def relevance_maps(detector: Detector, x: torch.Tensor) -> tuple[np.ndarray, str
     size = (int(x.shape[-2]), int(x.shape[-1]))
     maps = model_relevance(detector, {"image": x})
     if maps is not None:
-        return normalise_maps(maps, size), ATTENTION
+        if getattr(detector, "relevance_is_probability", False):
+            # a probability map (gamma's predicted mask) is shown as is: scaling it to its maximum
+            # would paint a clean image's 0.02 as hot as a manipulated region's 0.98
+            up = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+            return up.clamp(0.0, 1.0).nan_to_num(0.0).cpu().numpy().astype(np.float32), detector.relevance_source
+        return normalise_maps(maps, size), getattr(detector, "relevance_source", ATTENTION)
     return normalise_maps(gradient_relevance(detector, x), size), GRADIENT

@@ -22,6 +22,7 @@ DETECTORS: dict[str, str] = {
     "npr": "gendet.models.npr:NPRDetector",
     "univfd": "gendet.models.univfd:UnivFD",
     "unigendet": "gendet.models.unigendet:UniGenDet",
+    "gamma": "gendet.models.gamma:GammaDetector",
 }
 
 
