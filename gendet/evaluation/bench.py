@@ -135,11 +135,13 @@ def run_bench(
     weights: dict[str, str] | None = None,
     command: str = "",
     progress: bool = True,
+    extra_samples: list[Sample] | None = None,
 ) -> dict[str, Any]:
-    """Run Task 1 and Task 2 for every detector of `preset` on the data set at `data_root`."""
+    """Run Task 1 and Task 2 for every detector of `preset` on the data set at `data_root`
+    (plus `extra_samples`: more subsets kept elsewhere, e.g. the manipulated one with its masks)."""
     weights = weights or {}
     t0 = time.monotonic()
-    samples = with_photo_groups(read_samples(data_root, layout="genimage"), data_info)
+    samples = with_photo_groups(read_samples(data_root, layout="genimage"), data_info) + list(extra_samples or [])
     subsets = list_subsets(samples)
     specs = [s for s in preset.detectors if (s.name in detectors if detectors else s.in_default_run)]
     skipped = {s.label: "needs local backbone weights (pass --weights NAME=PATH); none given"
@@ -186,6 +188,22 @@ def run_bench(
                     "cells_reused": sum(c["reused"] for r in results.values() for c in r.values())},
     }
     return summary
+
+
+def add_manipulated_subset(data_root: Path, data_info: dict[str, Any], progress: bool = True
+                           ) -> tuple[list[Sample], dict[str, Any]]:
+    """Build (or reuse) GAMMA's manipulated subset next to `data_root` (real crops with one inpainted,
+    copy-moved or spliced region, masks kept) and add it to `data_info`; returns its samples."""
+    from gendet.data.manipulations.build import build_manipulated_subset, manipulated_samples
+
+    root = data_root.with_name(f"{data_root.name}-manipulated")
+    manifest = build_manipulated_subset(data_root, root, progress=progress)
+    info = {**data_info, "subsets": {**data_info.get("subsets", {}), **manifest["subsets"]},
+            # cells evaluated with the extra subset must not be reused for runs without it (and back)
+            "key": f"{data_info.get('key', '')}+manipulated:{manifest['key'][:12]}",
+            "manipulated": {"root": str(root), "config": manifest["config"],
+                            "mask_encoding": manifest.get("mask_encoding")}}
+    return manipulated_samples(root), info
 
 
 def bench_data_root(cache_dir: Path, preset: BenchPreset) -> Path:
