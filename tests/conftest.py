@@ -8,7 +8,13 @@ The local benchmark (gendet.generation) provides real generators.
 
 from __future__ import annotations
 
-import functools
+import os
+
+# As gendet/__init__.py does, but before any test module imports torch: spinning OpenMP
+# threads starve each other on small CPUs (one HRR test: 42 s spinning vs 1 s passive).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import functools  # noqa: E402
 from collections.abc import Callable
 from pathlib import Path
 

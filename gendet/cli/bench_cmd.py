@@ -44,9 +44,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--no-fidelity", action="store_true", help="skip KID/FID (Inception features)")
     p.add_argument("--no-progress", action="store_true")
     a = p.add_argument_group("ablation")
+    studies = "; ".join(f"{k}: {v.variants}" for k, v in sorted(ABLATIONS.items())).replace("%", "%%")  # argparse
     a.add_argument("--ablation", default=None, choices=sorted(ABLATIONS),
-                   help="instead of the baselines, run one model's ablation study ("
-                        + "; ".join(f"{k}: {v.variants}" for k, v in sorted(ABLATIONS.items())) + ")")
+                   help=f"instead of the baselines, run one model's ablation study ({studies})")
     a.add_argument("--seeds", default="0,1,2", help="--ablation: comma-separated seeds")
     a.add_argument("--recipe", default=None, help="--ablation: training schedule (default: the study's own)")
     a.add_argument("--train-subset", default="latent_flow", help="--ablation: the subset the detectors train on")

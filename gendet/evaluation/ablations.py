@@ -44,6 +44,8 @@ ABLATIONS: dict[str, AblationStudy] = {
     "unigendet": AblationStudy("gendet.evaluation.ablation:run_from_options",
                                "gendet.report.ablation_report:build_ablation_report",
                                "full, w/o SMSA, w/o GDUF, w/o DIGA"),
+    "hrr": AblationStudy("gendet.evaluation.hrr_ablation:run_from_options", "gendet.report.hrr_report:build_hrr_report",
+                         "dire, hrr w/o refinement, hrr, correntropy vs squared loss at 0/10/20% label noise"),
     "gamma": AblationStudy("gendet.evaluation.gamma_ablation:run_from_options",
                            "gendet.report.gamma_report:build_gamma_report",
                            "full, w/o seg heads, w/o RCA, w/o manipulated data"),

@@ -69,6 +69,11 @@ TINY = BenchPreset(
         DetectorSpec("gamma", "gamma (CPU backbone)", {"image_size": 64, "backbone": "cnn", "widths": [16, 32, 64, 128],
                                                        "seg_dim": 16, "token_dim": 64, "heads": 4},
                      _TINY_TRAIN, in_default_run=False),
+        # reconstruction-residual detectors: cached flow reconstructions, 4 epochs (gendet.evaluation.hrr_ablation)
+        DetectorSpec("hrr", "hrr (pixel_flow reconstructor, t 0.15, 2 steps)", {"image_size": 64},
+                     {**_TINY_TRAIN, "epochs": 4}, in_default_run=False),
+        DetectorSpec("dire", "dire (pixel_flow reconstructor, t 0.15, 2 steps)", {"image_size": 64},
+                     {**_TINY_TRAIN, "epochs": 4}, in_default_run=False),
     ),
     description=(
         "GenImage in miniature: 64 px crops of the shipped real photos (split by photo) and five "

@@ -23,6 +23,8 @@ DETECTORS: dict[str, str] = {
     "univfd": "gendet.models.univfd:UnivFD",
     "unigendet": "gendet.models.unigendet:UniGenDet",
     "gamma": "gendet.models.gamma:GammaDetector",
+    "hrr": "gendet.models.hrr:HRR",
+    "dire": "gendet.models.dire:DIRE",
 }
 
 
