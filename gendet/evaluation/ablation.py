@@ -27,7 +27,7 @@ from PIL import Image, ImageOps
 from gendet.data.decode import decode_image
 from gendet.data.layouts import list_subsets, read_samples, split_holdout
 from gendet.data.sample import Sample
-from gendet.evaluation.ablations import AblationOptions, compare, interval
+from gendet.evaluation.ablations import AblationOptions, compare, interval, pick_recipe
 from gendet.evaluation.fidelity import FeatureExtractor, InceptionExtractor, compute_features, kid
 from gendet.evaluation.protocol import evaluate
 from gendet.models.checkpoint import CONFIG_FILE, load_checkpoint
@@ -208,8 +208,6 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
 
 def run_from_options(data_root: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
     """`gendet bench --ablation unigendet`: the options shared by every study, mapped to run_ablation."""
-    recipe = options.recipe or "ablation"
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown --recipe {recipe!r} for the unigendet ablation; available: {', '.join(RECIPES)}")
+    recipe = pick_recipe(options, RECIPES, "ablation", "unigendet")
     return run_ablation(data_root, out, options.seeds, recipe, options.train_subset, options.align,
                         device=options.device, cache_dir=options.cache_dir, progress=options.progress)

@@ -71,6 +71,14 @@ def build_study_report(name: str, results: dict[str, Any], out_dir: Path) -> tup
     return _resolve(get_ablation(name).report)(results, out_dir)
 
 
+def pick_recipe(options: AblationOptions, recipes: dict[str, Any], default: str, study: str) -> str:
+    """The study's schedule: --recipe or its default; an unknown name is a ValueError naming the choices."""
+    name = options.recipe or default
+    if name not in recipes:
+        raise ValueError(f"unknown --recipe {name!r} for the {study} ablation; available: {', '.join(recipes)}")
+    return name
+
+
 def interval(values: list[float | None]) -> dict[str, Any]:
     """Mean and 95% t-interval half-width over seeds (None with one seed); None/NaN values are left out."""
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)

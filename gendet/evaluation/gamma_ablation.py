@@ -25,7 +25,7 @@ from gendet.data.layouts import list_subsets, read_samples, split_holdout
 from gendet.data.manipulations.build import ManipulationConfig, build_manipulated_subset, manipulated_samples
 from gendet.data.manipulations.inpaint import INPAINTERS
 from gendet.data.sample import Sample
-from gendet.evaluation.ablations import AblationOptions, compare, interval
+from gendet.evaluation.ablations import AblationOptions, compare, interval, pick_recipe
 from gendet.evaluation.bench import with_photo_groups
 from gendet.evaluation.pixel_metrics import pixel_report, predict_pixels, sample_kind
 from gendet.evaluation.protocol import degradation_mean, degradation_table, evaluate
@@ -224,9 +224,7 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]], variants: dict[str, Any
 def run_from_options(data_root: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
     """`gendet bench --ablation gamma`: the shared options mapped to run_gamma_ablation; the manipulated
     subset is cached next to the other benchmark data."""
-    recipe = options.recipe or "ablation"
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown --recipe {recipe!r} for the gamma ablation; available: {', '.join(RECIPES)}")
+    recipe = pick_recipe(options, RECIPES, "ablation", "gamma")
     cache = Path(options.cache_dir) if options.cache_dir else out
     manip_root = cache / f"{Path(data_root).name}-manipulated"
     return run_gamma_ablation(data_root, out, options.seeds, recipe, options.train_subset, options.align,

@@ -27,7 +27,7 @@ import numpy as np
 
 from gendet.data.layouts import list_subsets, read_samples, split_holdout
 from gendet.data.sample import Sample
-from gendet.evaluation.ablations import AblationOptions, compare, interval
+from gendet.evaluation.ablations import AblationOptions, compare, interval, pick_recipe
 from gendet.evaluation.bench import with_photo_groups
 from gendet.evaluation.degradations import DEGRADATIONS
 from gendet.evaluation.protocol import degradation_mean, degradation_table, evaluate
@@ -217,8 +217,6 @@ def claims(table: dict[str, dict[str, dict[str, Any]]], recipe: dict[str, Any],
 
 def run_from_options(data_root: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
     """`gendet bench --ablation hrr`: the options shared by every study, mapped to run_ablation."""
-    recipe = options.recipe or "tiny"
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown --recipe {recipe!r} for the hrr ablation; available: {', '.join(RECIPES)}")
+    recipe = pick_recipe(options, RECIPES, "tiny", "hrr")
     return run_ablation(data_root, out, options.seeds, recipe, options.train_subset, options.align,
                         device=options.device, cache_dir=options.cache_dir, progress=options.progress)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from gendet.data.dataset import ImageDataset, collate_items
@@ -62,16 +62,18 @@ def predict(
     seed: int = 0,
     progress: bool | str = False,
     dedupe_files: bool = False,
+    dataset_cls: Callable[..., Dataset] = ImageDataset,
 ) -> Predictions:
     """Score `samples` with `detector` (eval mode). Undecodable files land in `errors`.
 
+    dataset_cls: how samples are read (ImageDataset: files; the shard reader for tar shards).
     dedupe_files: score byte-identical files once (GenImage-style layouts repeat the same real
     images under every subset); only without a degradation, whose randomness is per index.
     """
     samples = list(samples)
     if dedupe_files and degradation is None:
         return _predict_unique_files(detector, samples, pp, batch_size, workers, device, seed, progress)
-    ds = ImageDataset(samples, ImageTransform(pp, train=False, degradation=degradation), seed=seed)
+    ds = dataset_cls(samples, ImageTransform(pp, train=False, degradation=degradation), seed=seed)
     loader = make_loader(ds, batch_size, workers)
     detector.eval()
     device = torch.device(device)

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from gendet.data.preprocess import ImageTransform, Preprocess
+from gendet.data.dataset import ImageDataset
+from gendet.data.preprocess import Preprocess
 from gendet.data.sample import Sample
 from gendet.data.shards import ShardImageDataset, is_shard_backed
-from gendet.evaluation.inference import Predictions, make_loader, predict
+from gendet.evaluation.inference import Predictions, predict
 from gendet.models.base import Detector
 from gendet.training.distributed import DistInfo, broadcast_buffers, gather_objects, rank_shard
 
@@ -26,27 +27,11 @@ def predict_samples(
     detector: Detector, samples: Sequence[Sample], pp: Preprocess, batch_size: int, workers: int,
     device: torch.device, seed: int,
 ) -> Predictions:
-    """`predict` for file samples; the same loop over the tar shards for shard-backed samples."""
+    """`predict`, reading tar shards instead of files for shard-backed samples."""
     samples = list(samples)
-    if not is_shard_backed(samples):
-        return predict(detector, samples, pp, batch_size=batch_size, workers=workers, device=device, seed=seed)
-    ds = ShardImageDataset(samples, ImageTransform(pp, train=False), seed=seed)
-    detector.eval()
-    scores = np.full(len(samples), np.nan, dtype=np.float64)
-    ok = np.zeros(len(samples), dtype=bool)
-    errors: list[tuple[str, str]] = []
-    for batch in make_loader(ds, batch_size, workers):
-        errors.extend(batch["errors"])
-        if batch["image"].numel() == 0:
-            continue
-        image = batch["image"].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            prob = detector({"image": image})["prob"]
-        idx = batch["index"].numpy()
-        scores[idx] = prob.float().cpu().numpy()
-        ok[idx] = True
-    keep = np.flatnonzero(ok)
-    return Predictions([samples[i] for i in keep], scores[keep], errors)
+    dataset_cls = ShardImageDataset if is_shard_backed(samples) else ImageDataset
+    return predict(detector, samples, pp, batch_size=batch_size, workers=workers, device=device, seed=seed,
+                   dataset_cls=dataset_cls)
 
 
 def score_validation(
