@@ -4,14 +4,17 @@ On the same images and model, in one run:
   (a) pipeline  - gendet.detect.scan(): DataLoader workers decode, batched forward, JSONL written
   (b) naive     - for each file: decode, preprocess, forward a batch of one
   (c) model     - forward only, on tensors decoded beforehand, at the same batch size as (a)
-and the ratios a/b (what batching + overlapped decoding buy) and a/c (how much of the
-decode cost is hidden behind compute; 1.0 = all of it).
+  (d) core bound - what the machine's cores could do if decoding and the model shared them with
+                   no overhead: cores / (decode+preprocess core-ms + model core-ms on 1 thread)
+and the ratios a/b (what batching + overlapped decoding buy), a/c (how much of the
+decode cost is hidden behind compute; 1.0 = all of it) and a/d (how close the pipeline gets
+to the cores' limit when decoding costs as much as the model, as with a small model on a CPU).
 Peak RSS: a child process scans --rss-n inputs (hard links to the bench images, made on the
 fly) and reports ru_maxrss of itself and of its largest decoding worker; a scan of a tenth
 as many inputs runs first so the two can be compared (flat = memory does not grow with n).
 
 Images: JPEG crops (q90) of gendet's shipped real photos at --image-size-on-disk.
-Model: --checkpoint, else the shipped default model, else a freshly initialised
+Model: --checkpoint, else the shipped default model, else (or with --stand-in) a freshly initialised
 resnet50[arch=resnet18] at --stand-in-size px (same compute as a trained one; scores meaningless).
 
   python benchmarks/detect_throughput.py --n 256 --batch-size 32
@@ -79,6 +82,10 @@ def tiny_checkpoint(out: Path, like: ScanModel) -> Path:
 def pick_checkpoint(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
     if args.checkpoint:
         return Path(args.checkpoint), "given"
+    if args.stand_in:
+        return stand_in_checkpoint(tmp / "stand_in", args.stand_in_size), (
+            f"STAND-IN asked for: an untrained resnet50[arch=resnet18] at {args.stand_in_size} px, "
+            "a compute-bound model (scores meaningless)")
     if (default_checkpoint_dir() / "model.safetensors").is_file():
         return default_checkpoint_dir(), "shipped default model"
     return stand_in_checkpoint(tmp / "stand_in", args.stand_in_size), (
@@ -87,10 +94,12 @@ def pick_checkpoint(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
     )
 
 
-def bench_pipeline(folder: Path, model: ScanModel, args: argparse.Namespace, out: Path) -> float:
+def bench_pipeline(folder: Path, model: ScanModel, args: argparse.Namespace, out: Path,
+                   threads: int | str = "auto") -> float:
+    """(a) as `gendet detect` runs it (--threads auto), or with a fixed --threads N."""
     t = time.perf_counter()
     res = scan([str(folder)], model, output=str(out), overwrite=True, batch_size=args.batch_size,
-               workers=args.workers, device=args.device)
+               workers=args.workers, device=args.device, threads=threads)
     dt = time.perf_counter() - t
     assert res.summary.errors == 0, res.summary.error_examples
     return res.summary.total / dt
@@ -121,6 +130,16 @@ def bench_model_only(paths: list[Path], model: ScanModel, batch_size: int, devic
     if device.type == "cuda":
         torch.cuda.synchronize()
     return len(x) / (time.perf_counter() - t)
+
+
+def model_core_ms(paths: list[Path], model: ScanModel, batch_size: int, device: torch.device) -> float:
+    """CPU time of the model per image on one thread: its share of the cores, for the core bound (d)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return 1000.0 / bench_model_only(paths, model, batch_size, device)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def rss_child(argv: list[str]) -> None:
@@ -163,6 +182,8 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=None, help="checkpoint dir (default: shipped model, else a stand-in)")
+    ap.add_argument("--stand-in", action="store_true",
+                    help="measure the untrained resnet50[arch=resnet18] stand-in instead of the shipped model")
     ap.add_argument("--stand-in-size", type=int, default=224, help="input size of the stand-in model (64 or 224)")
     ap.add_argument("--n", type=int, default=256, help="images for (a), (b), (c)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -190,22 +211,36 @@ def main() -> None:
         bench_model_only(images[: args.batch_size], model, args.batch_size, device)  # warm-up
         # Interleaved repeats, best of each: on a shared machine this compares the methods under
         # similar load instead of whichever ran during a quiet moment.
-        runs: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        runs: dict[str, list[float]] = {"a": [], "a_all": [], "a_spare": [], "b": [], "c": []}
+        cores = os.cpu_count() or 1
+        spare = max(1, cores - args.workers)  # cores the decoding workers leave free
         prep_ms = []
         for _ in range(args.repeats):
             runs["c"].append(bench_model_only(images, model, args.batch_size, device))
             runs["a"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl"))
+            if device.type == "cpu" and args.workers > 0:  # the two settings --threads auto picks from
+                runs["a_all"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl", cores))
+                runs["a_spare"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl", spare))
             b_rate, ms = bench_naive(images, model, device)
             runs["b"].append(b_rate)
             prep_ms.append(ms)
         a, b, c = (max(runs[k]) for k in "abc")
         prep_ms = min(prep_ms)
         if args.repeats > 1:
-            print("all runs (img/s): " + "; ".join(f"{k}: {', '.join(f'{v:.1f}' for v in runs[k])}" for k in "abc"))
-        print(f"(a) gendet detect pipeline : {a:8.1f} img/s")
+            print("all runs (img/s): " + "; ".join(f"{k}: {', '.join(f'{v:.1f}' for v in v_)}"
+                                                   for k, v_ in runs.items() if v_))
+        print(f"(a) gendet detect pipeline : {a:8.1f} img/s  (--threads auto)")
+        for key, n, why in (("a_all", cores, "all cores"), ("a_spare", spare, "cores - workers")):
+            if runs[key]:
+                print(f"    same with --threads {n:<3d}: {max(runs[key]):8.1f} img/s  ({why})")
         print(f"(b) naive per-image loop   : {b:8.1f} img/s  (decode + preprocess {prep_ms:.2f} ms/img)")
         print(f"(c) model only (batch {args.batch_size:>3}) : {c:8.1f} img/s")
         print(f"a/b = {a / b:.2f} (goal >= 1.3 on CPU, >= 5 on GPU)   a/c = {a / c:.2f} (goal >= 0.9)")
+        if device.type == "cpu":
+            m_ms = model_core_ms(images[: 4 * args.batch_size], model, args.batch_size, device)
+            d = (os.cpu_count() or 1) * 1000.0 / (prep_ms + m_ms)
+            print(f"(d) core bound             : {d:8.1f} img/s  (decode + preprocess {prep_ms:.2f} + model "
+                  f"{m_ms:.2f} core-ms/img on {os.cpu_count()} cores)   a/d = {a / d:.2f}")
 
         if args.rss_n > 0:
             if args.rss_checkpoint == "tiny":

@@ -62,6 +62,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--workers", type=int, default=None,
                    help=f"decoding worker processes (default: CPU cores - 1, here {default_workers()})")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", default="auto", metavar="auto|N",
+                   help="CPU threads for the model. auto (default): all cores, unless the first batches show "
+                   "the model is faster than decoding; then CPU cores - workers, leaving the decoders their cores")
     p.add_argument("--threshold", default=None, metavar="fixed|val|FLOAT",
                    help="decision threshold (default: the checkpoint's own): fixed 0.5, val (fitted on "
                    "held-out training data) or a number")
@@ -94,6 +97,10 @@ def _check(args: argparse.Namespace) -> tuple[list[str], int]:
     workers = default_workers() if args.workers is None else args.workers
     if workers < 0:
         raise UsageError(f"--workers must be >= 0, got {workers}")
+    if args.threads != "auto":
+        if not str(args.threads).isdigit() or int(args.threads) < 1:
+            raise UsageError(f"--threads must be auto or a number >= 1, got {args.threads!r}")
+        args.threads = int(args.threads)
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite contradict each other")
     if args.resume and args.output in (None, "-"):
@@ -134,7 +141,8 @@ def _print_summary(result: ScanResult, where: str) -> None:
     resumed = f", {s.resumed} already done (resume)" if s.resumed else ""
     print(
         f"gendet detect: {s.total} inputs in {s.seconds:.1f} s ({rate}): {s.fake} fake, {s.real} real, "
-        f"{s.errors} errors{resumed}; records in {where}",
+        f"{s.errors} errors{resumed}; records in {where}"
+        + (f"; model on {s.model_threads} CPU threads" if s.model_threads else ""),
         file=err,
     )
     if result.inputs.skipped_not_image:
@@ -162,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         result = scan(
             specs, model, output=output, fmt=args.format, resume=args.resume, overwrite=args.overwrite,
             batch_size=args.batch_size, workers=workers, device=device, recursive=args.recursive,
-            progress=progress,
+            progress=progress, threads=args.threads,
         )
     except OutputError as e:
         raise UsageError(str(e)) from None

@@ -38,12 +38,14 @@ def scan(
     recursive: bool = True,
     progress: bool = False,
     stdin: BinaryIO | None = None,
+    threads: int | str | None = "auto",
 ) -> ScanResult:
     """Score every input named by `specs` and stream one record per path to `output`.
 
     `specs` are files, folders, globs, "@LIST" or "-" (see gendet.detect.inputs).
     Raises writers.OutputError for an unusable output; per-file problems become
-    records with an "error", never exceptions.
+    records with an "error", never exceptions. `threads`: the model's CPU threads (int, "auto" or
+    None = torch's setting; see gendet.detect.pipeline).
     """
     fmt = format_for(output, fmt)
     writer, done, dropped = open_writer(output, fmt, resume=resume, overwrite=overwrite)
@@ -57,6 +59,7 @@ def scan(
             inputs = iter_inputs(specs, recursive=recursive, stdin=stdin, stats=stats)
             for records in iter_record_batches(
                 inputs, model, batch_size=batch_size, workers=workers, device=device, skip=done, summary=summary,
+                threads=threads,
             ):
                 writer.write(records)
                 bar.update(len(records))

@@ -113,6 +113,7 @@ def test_default_model(capsys, ckpt, images, tmp_path, monkeypatch) -> None:
         [],  # no inputs
         ["IMAGES", "--batch-size", "0"],
         ["IMAGES", "--workers", "-1"],
+        ["IMAGES", "--threads", "0"],
         ["@/nonexistent/list.txt"],
         ["IMAGES", "--resume"],
         ["IMAGES", "--threshold", "2"],
