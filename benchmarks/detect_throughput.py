@@ -82,7 +82,7 @@ def tiny_checkpoint(out: Path, like: ScanModel) -> Path:
 def pick_checkpoint(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
     if args.checkpoint:
         return Path(args.checkpoint), "given"
-    if args.stand_in:
+    if getattr(args, "stand_in", False):  # serve_load.py shares this picker without the flag
         return stand_in_checkpoint(tmp / "stand_in", args.stand_in_size), (
             f"STAND-IN asked for: an untrained resnet50[arch=resnet18] at {args.stand_in_size} px, "
             "a compute-bound model (scores meaningless)")

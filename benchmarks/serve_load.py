@@ -2,12 +2,20 @@
 against the model-only bound measured in the same run.
 
 For each server setting (request batching up to --max-batch, then batch size 1), a fresh
-`gendet serve` subprocess is started on 127.0.0.1 and --clients concurrent httpx.AsyncClient loops
+`gendet serve` subprocess is started on 127.0.0.1 and --clients concurrent aiohttp client loops
 POST one JPEG each (multipart) for --duration seconds after --warmup seconds. Reported per setting:
 completed requests, errors (any non-200 or exception), throughput (images/s), latency p50/p95/p99
-at that concurrency, and the mean batch the server formed (from /health). The model-only bound is
-the forward pass alone on tensors decoded beforehand, at the served batch size and at 1, measured
-in this process while no server runs. In a closed loop, latency ~ clients / throughput (Little's law).
+at that concurrency, and the mean batch the server formed (from /health). Bounds, same run:
+  model-only: the forward pass alone on tensors decoded beforehand, at the served batch size and
+    at 1, measured in this process while no server runs;
+  HTTP: the same clients on GET /health of the batching server (what server + clients cost per
+    request with no image work);
+  cores: cores / (decode + preprocess core-ms + model core-ms on 1 thread), the limit when the
+    image work and the model share the machine's cores (server and clients share them too).
+In a closed loop, latency ~ clients / throughput (Little's law).
+
+The clients use aiohttp: with httpx.AsyncClient, 200 pooled connections cost so much client CPU
+that even /health topped out near 130 req/s on 2 cores (aiohttp: ~3,700), hiding the server.
 
   python benchmarks/serve_load.py --duration 30 --clients 200
 """
@@ -27,6 +35,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
 import httpx
 import numpy as np
 import torch
@@ -61,9 +70,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(ckpt: Path, port: int, max_batch: int, wait_ms: float, device: str, log: Path) -> subprocess.Popen:
+def start_server(ckpt: Path, port: int, max_batch: int, wait_ms: float, device: str, log: Path,
+                 threads: int | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "gendet", "serve", "--checkpoint", str(ckpt), "--port", str(port), "--device",
            device, "--max-batch", str(max_batch), "--batch-wait-ms", str(wait_ms), "--log-level", "warning"]
+    if threads:
+        cmd += ["--threads", str(threads)]
     env = {k: v for k, v in os.environ.items() if k != "GENDET_API_KEY"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)  # noqa: SIM115
     deadline = time.monotonic() + 180
@@ -89,14 +101,39 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-async def load(url: str, images: list[bytes], clients: int, warmup: float, duration: float, seed: int) -> dict:
-    """Closed loop: each client sends its next request as soon as the last one returns."""
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+async def load(url: str, images: list[bytes], clients: int, warmup: float, duration: float, seed: int,
+               path: str = "/v1/detect", server_pid: int | None = None) -> dict:
+    """Closed loop: each client sends its next request as soon as the last one returns.
+
+    path "/health" sends GETs instead of uploads (the HTTP bound). With `server_pid`, the CPU time
+    the server and this client process spent inside the measured window is reported too."""
     records: list[tuple[float, float, int]] = []  # (start, end, status); status 0 = exception
     failures: dict[str, int] = {}
     t_start = time.perf_counter()
     t0, t1 = t_start + warmup, t_start + warmup + duration
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
+        async def request(data: bytes) -> int:
+            if path == "/health":
+                async with client.get(path) as r:
+                    await r.read()
+                    return r.status
+            form = aiohttp.FormData()
+            form.add_field("file", data, filename="img.jpg", content_type="image/jpeg")
+            async with client.post(path, data=form) as r:
+                await r.read()
+                return r.status
+
         async def one_client(k: int) -> None:
             order = np.random.default_rng(seed * 10_000 + k).permutation(len(images))
             i = 0
@@ -105,17 +142,18 @@ async def load(url: str, images: list[bytes], clients: int, warmup: float, durat
                 i += 1
                 s = time.perf_counter()
                 try:
-                    r = await client.post("/v1/detect", files={"file": ("img.jpg", data, "image/jpeg")})
-                    status = r.status_code
-                except httpx.HTTPError as e:
+                    status = await request(data)
+                except (aiohttp.ClientError, asyncio.TimeoutError) as e:
                     status = 0
                     failures[type(e).__name__] = failures.get(type(e).__name__, 0) + 1
                 records.append((s, time.perf_counter(), status))
 
         async def health_at(t: float) -> dict:  # own connection: the clients hold all of theirs
             await asyncio.sleep(max(0.0, t - time.perf_counter()))
+            cpu = {"server_cpu": process_cpu_seconds(server_pid) if server_pid else float("nan"),
+                   "client_cpu": time.process_time()}
             async with httpx.AsyncClient(base_url=url, timeout=120) as probe:
-                return (await probe.get("/health")).json()["batching"]
+                return {**(await probe.get("/health")).json()["batching"], **cpu}
 
         h0 = asyncio.ensure_future(health_at(t0))
         h1 = asyncio.ensure_future(health_at(t1))
@@ -131,9 +169,27 @@ async def load(url: str, images: list[bytes], clients: int, warmup: float, durat
         "p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
         "p99": float(np.percentile(lat, 99)),
         "mean_batch": (b1["images"] - b0["images"]) / batches if batches else float("nan"),
+        "server_core_ms": 1000 * (b1["server_cpu"] - b0["server_cpu"]) / max(len(ok), 1),
+        "client_core_ms": 1000 * (b1["client_cpu"] - b0["client_cpu"]) / max(len(ok), 1),
         "failures": {**failures, **{f"HTTP {st}": n for st, n in Counter(st for *_, st in records
                                                                          if st not in (0, 200)).items()}},
     }
+
+
+def image_core_ms(model: ScanModel, images: list[bytes], x: torch.Tensor, batch: int, device: torch.device) -> float:
+    """Core-ms per image of decode + preprocess (one thread) plus the forward at 1 thread (the cores bound)."""
+    transform = ImageTransform(model.preprocess, train=False)
+    t = time.process_time()
+    for data in images:
+        transform(decode_image(data), np.random.default_rng(0))
+    prep = (time.process_time() - t) / len(images)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fwd = 1.0 / model_only_bound(model, x, batch, device, 2.0)
+    finally:
+        torch.set_num_threads(threads)
+    return 1000 * (prep + fwd)
 
 
 def main() -> None:
@@ -149,6 +205,7 @@ def main() -> None:
     ap.add_argument("--image-size-on-disk", type=int, default=256, help="shorter side of the JPEGs")
     ap.add_argument("--bound-seconds", type=float, default=5.0, help="seconds per model-only bound")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--server-threads", type=int, default=None, help="gendet serve --threads (default: its own)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -165,24 +222,31 @@ def main() -> None:
         print(f"images: {len(images)} JPEGs {args.image_size_on_disk * 4 // 3}x{args.image_size_on_disk} "
               f"(mean {np.mean([len(b) for b in images]) / 1024:.0f} KiB); clients {args.clients}; "
               f"warm-up {args.warmup:g} s + {args.duration:g} s measured per setting; seed {args.seed}")
+        print(f"server: --threads {args.server_threads or 'default'}")
         print(f"machine: {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, load average "
               f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} at start; server and clients on the same machine")
         settings = [("batching", args.max_batch, args.batch_wait_ms), ("batch size 1", 1, 0.0)]
         sizes = (args.max_batch, 1)
         # The bound before and after the served runs, best of each: on a shared machine the load changes.
         bounds = {b: [model_only_bound(model, x, b, device, args.bound_seconds)] for b in sizes}
-        results = {}
+        results, http_bound = {}, None
         for name, max_batch, wait in settings:
             port = free_port()
-            proc = start_server(ckpt, port, max_batch, wait, args.device, tmp / f"server_{max_batch}.log")
+            proc = start_server(ckpt, port, max_batch, wait, args.device, tmp / f"server_{max_batch}.log",
+                                args.server_threads)
             try:
-                results[name] = asyncio.run(load(f"http://127.0.0.1:{port}", images, args.clients, args.warmup,
-                                                 args.duration, args.seed))
+                url = f"http://127.0.0.1:{port}"
+                results[name] = asyncio.run(load(url, images, args.clients, args.warmup, args.duration, args.seed,
+                                                 server_pid=proc.pid))
+                if http_bound is None:
+                    http_bound = asyncio.run(load(url, images, args.clients, 1.0, min(10.0, args.duration),
+                                                  args.seed, path="/health"))["throughput"]
             finally:
                 stop_server(proc)
         for b in sizes:
             bounds[b].append(model_only_bound(model, x, b, device, args.bound_seconds))
         bound = {b: max(v) for b, v in bounds.items()}
+        core_ms = image_core_ms(model, images, x, args.max_batch, device) if device.type == "cpu" else None
     print(f"load average at end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"\n{'setting':<14} {'max_batch':>9} {'done':>6} {'errors':>6} {'img/s':>7} {'p50 ms':>8} {'p95 ms':>8} "
           f"{'p99 ms':>8} {'mean batch':>10}")
@@ -195,6 +259,17 @@ def main() -> None:
     batched, single = results["batching"], results["batch size 1"]
     print(f"served / bound: batching {batched['throughput'] / bound[args.max_batch]:.2f} (goal >= 0.8), "
           f"batch size 1 {single['throughput'] / bound[1]:.2f}")
+    cores = os.cpu_count() or 1
+    for name, r in results.items():
+        most = cores * 1000 / (r["server_core_ms"] + r["client_core_ms"])
+        print(f"CPU per image served ({name}): server {r['server_core_ms']:.2f} core-ms, clients "
+              f"{r['client_core_ms']:.2f} core-ms -> at most {most:.0f} img/s on {cores} cores")
+    print(f"HTTP bound (the same clients on GET /health): {http_bound:.1f} req/s")
+    if core_ms is not None:
+        core_bound = cores * 1000 / core_ms
+        print(f"cores bound: {core_bound:.1f} img/s ({core_ms:.2f} core-ms/img of decode + preprocess + model on "
+              f"{cores} cores, before any HTTP or client work); batching / cores bound "
+              f"{batched['throughput'] / core_bound:.2f}")
     print(f"batching / batch size 1 throughput: {batched['throughput'] / max(single['throughput'], 1e-9):.2f}x; "
           f"p99 at {args.clients} clients: {batched['p99']:.0f} ms vs {single['p99']:.0f} ms")
     total_errors = sum(r["errors_all"] for r in results.values())

@@ -12,6 +12,8 @@ import json
 import os
 import sys
 
+import torch
+
 from gendet.cli.main import UsageError
 from gendet.detect.model import ModelSetupError, default_checkpoint_dir, load_scan_model, resolve_device
 from gendet.serve.limits import DEFAULT_FORMATS, MB, Limits
@@ -46,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--workers", type=int, default=1,
                    help="uvicorn worker processes, each with its own copy of the model (default 1)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the model in each worker (default: CPU cores / workers); fewer leaves "
+                   "cores to decoding uploads (benchmarks/README.md)")
     p.add_argument("--threshold", default=None, metavar="fixed|val|FLOAT",
                    help="decision threshold (default: the checkpoint's own), as in `gendet detect`")
     p.add_argument("--api-key", default=None, help="require this key on /v1/* (default: $GENDET_API_KEY if set)")
@@ -90,6 +95,8 @@ def _check(args: argparse.Namespace) -> tuple[Limits, str | None]:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
     if args.max_batch < 1:
         raise UsageError(f"--max-batch must be >= 1, got {args.max_batch}")
     if args.batch_wait_ms < 0:
@@ -121,13 +128,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"gendet serve: http://{shown}:{args.port}/ (API docs /docs), model {model.name} on {device}, "
           f"threshold {model.threshold:.4g}, {args.workers} worker(s), "
           f"{'API key required' if api_key else 'no API key'}", file=sys.stderr)
+    cores = os.cpu_count() or 1
+    threads = args.threads or max(1, cores // args.workers)
     if args.workers == 1:
+        torch.set_num_threads(threads)
         app = create_app(model=model, api_key=api_key, **settings)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
         return 0
     # Worker processes import the app themselves: settings travel in the environment.
-    cores = os.cpu_count() or 1
-    settings.update(checkpoint=str(model.checkpoint), torch_threads=max(1, cores // args.workers))
+    settings.update(checkpoint=str(model.checkpoint), torch_threads=threads)
     os.environ[SETTINGS_ENV] = json.dumps(settings)
     if api_key:
         os.environ[API_KEY_ENV] = api_key

@@ -13,12 +13,21 @@ import time
 
 import httpx
 import pytest
+import torch
 from detect.helpers import make_checkpoint, noise_image
 from fastapi.testclient import TestClient
 
 from gendet.cli import serve_cmd
 from gendet.cli.main import main
 from gendet.serve.app import API_KEY_ENV, SETTINGS_ENV, app_from_env
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """`gendet serve` sets the model's threads in-process; later tests must not inherit that."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +97,13 @@ def test_key_from_env_or_flag_allows_public_bind(monkeypatch, ckpt, uvicorn_call
 def test_workers_use_the_env_factory(monkeypatch, ckpt, uvicorn_calls) -> None:
     monkeypatch.delenv(SETTINGS_ENV, raising=False)
     rc = main(["serve", "--checkpoint", str(ckpt), "--workers", "2", "--device", "cpu", "--api-key", "k",
-               "--max-images", "3", "--batch-wait-ms", "2"])
+               "--max-images", "3", "--batch-wait-ms", "2", "--threads", "1"])
     assert rc == 0
     [(args, kw)] = uvicorn_calls
     assert args == ("gendet.serve.app:app_from_env",) and kw["factory"] is True and kw["workers"] == 2
     settings = json.loads(os.environ[SETTINGS_ENV])
     assert settings["checkpoint"] == str(ckpt) and settings["limits"]["max_images"] == 3
-    assert settings["batch_wait_ms"] == 2 and os.environ[API_KEY_ENV] == "k"
+    assert settings["batch_wait_ms"] == 2 and os.environ[API_KEY_ENV] == "k" and settings["torch_threads"] == 1
     with TestClient(app_from_env()) as c:  # what each worker process builds
         assert c.get("/v1/model", headers={"X-API-Key": "k"}).json()["server_limits"]["max_images"] == 3
     monkeypatch.delenv(SETTINGS_ENV)
@@ -105,6 +114,7 @@ def test_workers_use_the_env_factory(monkeypatch, ckpt, uvicorn_calls) -> None:
     (["--checkpoint", "/nonexistent"], "not a directory"),
     (["--max-images", "0"], "max_images must be >= 1"),
     (["--workers", "0"], "--workers must be >= 1"),
+    (["--threads", "0"], "--threads must be >= 1"),
     (["--max-batch", "0"], "--max-batch must be >= 1"),
     (["--port", "70000"], "--port"),
     (["--formats", ","], "at least one image format"),
