@@ -54,7 +54,7 @@ class ImageDataset(Dataset):
             "error": None,
         }
         try:
-            img = decode_image(s.path)
+            img = decode_image(self.read(s))
             rng = sample_seed(self.seed, self.epoch, index)
             if self.with_masks:
                 item.update(self._image_and_mask(s, img, rng))
@@ -65,6 +65,10 @@ class ImageDataset(Dataset):
         except Exception as e:  # noqa: BLE001 - a transform bug on one file must not kill a 10k-file run
             item["error"] = f"preprocessing failed: {type(e).__name__}: {e}"
         return item
+
+    def read(self, s: Sample) -> str | bytes:
+        """What decode_image gets for a sample: its path here; the shard reader returns its bytes."""
+        return s.path
 
     def _image_and_mask(self, s: Sample, img: Image.Image, rng: np.random.Generator) -> dict[str, Any]:
         if s.mask is not None:

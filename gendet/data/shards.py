@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from gendet.data.dataset import ImageDataset, sample_seed
-from gendet.data.decode import DecodeError, decode_image
+from gendet.data.dataset import ImageDataset
+from gendet.data.decode import DecodeError
 from gendet.data.preprocess import ImageTransform
 from gendet.data.sample import Sample
 
@@ -177,20 +177,11 @@ def read_member(sample: Sample) -> bytes:
 class ShardImageDataset(ImageDataset):
     """ImageDataset whose samples live in tar shards (same items, same per-file error handling)."""
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        s = self.samples[index]
-        item: dict[str, Any] = {"index": index, "path": str(s.path), "label": -1 if s.label is None else int(s.label),
-                                "image": None, "error": None}
+    def read(self, s: Sample) -> bytes:
         try:
-            img = decode_image(read_member(s))
-            item["image"] = self.transform(img, sample_seed(self.seed, self.epoch, index))
-        except DecodeError as e:
-            item["error"] = e.reason
+            return read_member(s)
         except OSError as e:
-            item["error"] = f"cannot read shard: {e.strerror or e}"
-        except Exception as e:  # noqa: BLE001 - as ImageDataset: one bad file must not end the run
-            item["error"] = f"preprocessing failed: {type(e).__name__}: {e}"
-        return item
+            raise DecodeError(f"cannot read shard: {e.strerror or e}") from None
 
 
 def make_dataset(samples: Sequence[Sample], transform: ImageTransform, seed: int = 0) -> ImageDataset:
