@@ -238,9 +238,9 @@ def main() -> None:
         print(f"a/b = {a / b:.2f} (goal >= 1.3 on CPU, >= 5 on GPU)   a/c = {a / c:.2f} (goal >= 0.9)")
         if device.type == "cpu":
             m_ms = model_core_ms(images[: 4 * args.batch_size], model, args.batch_size, device)
-            d = (os.cpu_count() or 1) * 1000.0 / (prep_ms + m_ms)
+            d = cores * 1000.0 / (prep_ms + m_ms)
             print(f"(d) core bound             : {d:8.1f} img/s  (decode + preprocess {prep_ms:.2f} + model "
-                  f"{m_ms:.2f} core-ms/img on {os.cpu_count()} cores)   a/d = {a / d:.2f}")
+                  f"{m_ms:.2f} core-ms/img on {cores} cores)   a/d = {a / d:.2f}")
 
         if args.rss_n > 0:
             if args.rss_checkpoint == "tiny":
