@@ -397,7 +397,9 @@ def split_holdout(samples: Sequence[Sample], fraction: float, seed: int) -> tupl
         raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}")
     if fraction == 0.0 or not samples:
         return samples, []
-    groups = np.array([s.group or str(s.path) for s in samples])
+    # A file's own group is its absolute path: a relative one sorted differently against photo
+    # groups and changed the holdout with the working directory (same data, other results).
+    groups = np.array([s.group or os.path.abspath(s.path) for s in samples])
     labels = np.array([-1 if s.label is None else int(s.label) for s in samples])
     n_groups = len(set(groups.tolist()))
     if n_groups < 2:

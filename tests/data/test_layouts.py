@@ -325,3 +325,22 @@ def test_split_holdout_edges() -> None:
         split_holdout(one_group, 0.2, seed=0)
     train, hold = split_holdout(_grouped(3, 2), 0.2, seed=0)  # fewer groups than folds
     assert hold and train
+
+
+def test_holdout_does_not_depend_on_how_the_data_root_is_written(tmp_path, monkeypatch):
+    """Files without a group are keyed by their absolute path: a relative root once sorted
+    differently against photo groups and changed the holdout (same data, other results)."""
+    from gendet.data.layouts import split_holdout
+    from gendet.data.sample import Sample
+
+    def samples(root: Path) -> list[Sample]:
+        real = [Sample(root / "nature" / f"{i:03d}.png", 0, group=f"photo_{i % 7}") for i in range(40)]
+        fake = [Sample(root / "ai" / f"{i:03d}.png", 1) for i in range(40)]
+        return real + fake
+
+    (tmp_path / "zdata").mkdir()  # "zdata/..." sorts after "photo_*", "/tmp/..." before
+    monkeypatch.chdir(tmp_path)
+    held_abs = split_holdout(samples(tmp_path / "zdata"), 0.1, 0)[1]
+    held_rel = split_holdout(samples(Path("zdata")), 0.1, 0)[1]
+    assert [s.path.name for s in held_abs] == [s.path.name for s in held_rel]
+    assert [s.label for s in held_abs] == [s.label for s in held_rel]
