@@ -26,6 +26,9 @@ def default_checkpoint_dir() -> Path:
     return Path(str(resources.files("gendet"))) / "assets" / "default_model"
 
 
+NON_FINITE_SCORE = "the model returned a non-finite score"  # the error every engine and the server report
+
+
 @dataclass
 class ScanModel:
     """Everything a scan needs from a checkpoint."""
@@ -37,6 +40,10 @@ class ScanModel:
     threshold_source: str
     name: str  # written into every record's "model" field
     checkpoint: Path
+
+    def label(self, score: float) -> str:
+        """The verdict for a finite score: "fake" iff score >= threshold."""
+        return "fake" if score >= self.threshold else "real"
 
 
 def model_name(detector: Detector, config: dict[str, Any], checkpoint: Path) -> str:

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from gendet.data.decode import DecodeError, decode_image
 from gendet.data.preprocess import ImageTransform, Preprocess
 from gendet.detect.inputs import Input
-from gendet.detect.model import ScanModel
+from gendet.detect.model import NON_FINITE_SCORE, ScanModel
 from gendet.detect.writers import Record
 
 
@@ -213,11 +213,11 @@ def _records(loader: DataLoader, model: ScanModel, device: torch.device, summary
                 if math.isfinite(p):
                     scores[pos] = float(p)
                 else:
-                    errors[pos] = "the model returned a non-finite score"
+                    errors[pos] = NON_FINITE_SCORE
         records = []
         for path, score, err in zip(batch["path"], scores, errors, strict=True):
             if err is None and score is not None:
-                label = "fake" if score >= thr else "real"
+                label = model.label(score)
                 summary.scored += 1
                 summary.fake += label == "fake"
                 summary.real += label == "real"

@@ -37,12 +37,10 @@ from tqdm.auto import tqdm
 
 from gendet.data.preprocess import Preprocess
 from gendet.detect.inputs import Input, InputStats, iter_inputs
-from gendet.detect.model import ScanModel, load_scan_model
+from gendet.detect.model import NON_FINITE_SCORE, ScanModel, load_scan_model
 from gendet.detect.pipeline import ScanDataset, ScanSummary, score_batch
 from gendet.detect.scan import ScanResult
 from gendet.detect.writers import Record, format_for, open_writer
-
-NON_FINITE = "the model returned a non-finite score"  # the local engine's wording
 
 
 @dataclass
@@ -160,10 +158,10 @@ def _record_batches(
 def _record(path: bytes, error: str, score: float, model: ScanModel) -> Record:
     thr, name, path_str = model.threshold, model.name, os.fsdecode(bytes(path))
     if not error and not math.isfinite(score):
-        error = NON_FINITE
+        error = NON_FINITE_SCORE
     if error:
         return Record(path_str, None, None, thr, name, str(error))
-    return Record(path_str, float(score), "fake" if score >= thr else "real", thr, name, None)
+    return Record(path_str, float(score), model.label(score), thr, name, None)
 
 
 def scan_ray(

@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import gendet
-from gendet.detect.model import ScanModel, load_scan_model, resolve_device
+from gendet.detect.model import NON_FINITE_SCORE, ScanModel, load_scan_model, resolve_device
 from gendet.serve.batching import BatchQueue, QueueFull
 from gendet.serve.card import model_card
 from gendet.serve.inference import ServedModel, Upload
@@ -92,8 +92,8 @@ async def _score(st: ServerState, up: Upload, explain: bool) -> dict[str, Any]:
     except QueueFull as e:
         return {**out, "error": str(e), "status": 503}
     if not math.isfinite(score):
-        return {**out, "error": "the model returned a non-finite score", "status": 500}
-    out.update(score=score, label="fake" if score >= m.threshold else "real")
+        return {**out, "error": NON_FINITE_SCORE, "status": 500}
+    out.update(score=score, label=m.label(score))
     if explain:
         async with st.explain_slots:  # explanations are ~20 forwards each: a few at a time, in the model thread
             try:
