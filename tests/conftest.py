@@ -117,3 +117,50 @@ def genimage_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def make_genimage() -> Callable[..., Path]:
     return make_genimage_tree
+
+
+def make_genuine_manifest(root: Path, groups: tuple[str, ...] = ("gen_a", "gen_b", "gen_c"), n_fake: int = 8,
+                          n_real: int = 30, size: int = 48, seed: int = 0) -> Path:
+    """A small manifest in the genuine set's shape (path,label,split,generator,group,source_set,...):
+    three generator groups, two real source sets, two edited photos; returns the manifest path."""
+    import csv
+
+    rng = np.random.default_rng(seed)
+    crops = _photo_crops(n_real + n_fake * len(groups) + 2, size + 8, seed=seed)
+    rows = []
+    (root / "real").mkdir(parents=True, exist_ok=True)
+    for i in range(n_real):
+        p = root / "real" / f"r{i:03d}.jpg"
+        crops[i].save(p, quality=90)
+        rows.append({"path": f"real/{p.name}", "label": 0, "split": "val" if i % 3 == 0 else "train", "generator": "",
+                     "group": f"r{i // 2}", "source_set": "set_a" if i % 2 else "set_b", "origin": "test",
+                     "license": "CC0"})
+    k = n_real
+    for g in groups:
+        (root / g).mkdir(exist_ok=True)
+        kind = "gen_a" if g != "gen_b" else "gen_b"
+        for i in range(n_fake):
+            p = root / g / f"f{i:03d}.png"
+            fake_from(crops[k].resize((size, size)), kind, rng).save(p)
+            k += 1
+            rows.append({"path": f"{g}/{p.name}", "label": 1, "split": "val" if i % 4 == 0 else "train",
+                         "generator": g, "group": f"{g}{i}", "source_set": "", "origin": "test", "license": "MIT"})
+    (root / "edited").mkdir(exist_ok=True)
+    for i in range(2):
+        p = root / "edited" / f"e{i}.png"
+        fake_from(crops[k], "gen_b", rng).save(p)
+        k += 1
+        rows.append({"path": f"edited/{p.name}", "label": 1, "split": "val", "generator": "edited", "group": f"e{i}",
+                     "source_set": "", "origin": "test", "license": "MIT"})
+    manifest = root / "MANIFEST.csv"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def genuine_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small genuine-style manifest tree (read-only)."""
+    return make_genuine_manifest(tmp_path_factory.mktemp("genuine"))

@@ -43,6 +43,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--no-fidelity", action="store_true", help="skip KID/FID (Inception features)")
     p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("genuine preset (--preset genuine --data MANIFEST)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="detector config override for the genuine preset, e.g. backbone=lite0 (repeatable)")
+    g.add_argument("--train", action="append", default=[], metavar="KEY=VALUE", dest="train_overrides",
+                   help="genuine preset, detectors other than probe: TrainConfig fields per cell, e.g. epochs=2")
+    g.add_argument("--recipes", default=None,
+                   help="comma-separated training recipes to run (default: all; 'default' is the shipped recipe)")
+    g.add_argument("--compare", default="fast",
+                   help="comma-separated shipped model names or checkpoint dirs scored on the same data as they are "
+                        "('' for none)")
     a = p.add_argument_group("ablation")
     studies = "; ".join(f"{k}: {v.variants}" for k, v in sorted(ABLATIONS.items())).replace("%", "%%")  # argparse
     a.add_argument("--ablation", default=None, choices=sorted(ABLATIONS),
@@ -109,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     preset = get_preset(args.preset)
+    if preset.name == "genuine":
+        return _run_genuine(args, t0)
     weights = _parse_weights(args.weights)
     detectors = None
     if args.detectors:
@@ -117,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"--detectors: {unknown} not in preset {preset.name} "
                              f"({', '.join(s.name for s in preset.detectors)})")
+    if args.overrides or args.train_overrides:
+        raise UsageError("--set/--train apply to --preset genuine only")
     if not preset.generators and args.data is None:
         raise UsageError(f"preset {preset.name} builds no data: pass --data ROOT (a GenImage-layout folder)")
     if args.real_dir is not None and not args.real_dir.is_dir():
@@ -199,3 +213,60 @@ def _run_ablation(args: argparse.Namespace, data_root: Path, out: Path, cache: P
         print(f"  {verdict}{p}: {claim}")
     print(f"[bench] done in {results['timings']['total_s']:.0f} s")
     return 0
+
+
+def _run_genuine(args: argparse.Namespace, t0: float) -> int:
+    from gendet.cli.train_cmd import parse_overrides
+    from gendet.detect.shipped import resolve_model_dir
+    from gendet.evaluation.fidelity import default_cache_dir
+    from gendet.evaluation.genuine import recipes, run_genuine_bench, score_checkpoint_on_genuine
+    from gendet.report.genuine_report import build_genuine_report
+
+    if args.data is None:
+        raise UsageError("--preset genuine needs --data MANIFEST (a CSV/JSONL manifest with path, label, split, "
+                         "generator, group; e.g. shared/data/genuine/MANIFEST.csv)")
+    if not args.data.exists():
+        raise UsageError(f"--data {args.data} does not exist")
+    names = None
+    if args.recipes:
+        names = [r.strip() for r in args.recipes.split(",") if r.strip()]
+        unknown = sorted(set(names) - set(recipes(2)))
+        if unknown:
+            raise UsageError(f"--recipes: unknown {unknown}; known: {', '.join(recipes(2))}")
+    overrides = parse_overrides(args.overrides)
+    train_cfg = parse_overrides(args.train_overrides)
+    detectors = [d.strip() for d in (args.detectors or "probe").split(",") if d.strip()]
+    if len(detectors) != 1:
+        raise UsageError("--preset genuine runs one detector per bench (--detectors NAME); default probe")
+    from gendet.models import list_detectors
+
+    if detectors[0] not in list_detectors():
+        raise UsageError(f"--detectors {detectors[0]!r}: not a registered detector ({', '.join(list_detectors())})")
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    progress = not args.no_progress
+    try:
+        results = run_genuine_bench(args.data, args.cache_dir or default_cache_dir(), detectors[0], overrides,
+                                    seed=args.seed, align=args.align, recipe_names=names, device=args.device,
+                                    workers=args.workers, progress=progress, command=command_line(args),
+                                    train_cfg=train_cfg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    results["compare"] = {}
+    for name in [c.strip() for c in (args.compare or "").split(",") if c.strip()]:
+        results["compare"][name] = score_checkpoint_on_genuine(resolve_model_dir(name), args.data, args.device,
+                                                               args.workers, progress)
+    results["timings"]["total_s"] = round(time.monotonic() - t0, 1)
+    path = write_results(results, out)
+    html, md = build_genuine_report(results, out)
+    print(f"[bench] results: {path}\n[bench] report:  {html}\n[bench] markdown: {md}")
+    for name, r in results["recipes"].items():
+        t2 = r.get("task2_mean_auc")
+        print(f"  {name:<14} leave-one-group-out AUC mean {r['logo_mean_auc']:.3f} min {r['logo_min_auc']:.3f}"
+              + (f"  Task 2 mean AUC {t2:.3f}" if t2 is not None else ""))
+    for name, c in results["compare"].items():
+        print(f"  compare {name}: mean AUC {c['mean_auc']:.3f} (not trained on this data)")
+    if results["errors"]:
+        print(f"[bench] {len(results['errors'])} files could not be read (listed in results.json)")
+    print(f"[bench] done in {results['timings']['total_s']:.0f} s")
+    return 1 if results["errors"] else 0

@@ -53,6 +53,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--paths-from", action="append", default=[], metavar="LIST",
                    help="text file with one path per line (same as @LIST; repeatable)")
     p.add_argument("--checkpoint", default=None, metavar="DIR", help="checkpoint directory (default: shipped model)")
+    p.add_argument("--model", dest="checkpoint", metavar="NAME",
+                   help="a shipped model by name instead of --checkpoint: default, fast (see `gendet models`)")
     p.add_argument("--output", "-o", default=None, metavar="OUT",
                    help="OUT.jsonl, OUT.csv or - for stdout (default: a verdict line for one file, else stdout)")
     p.add_argument("--format", default=None, choices=FORMATS, help="record format (default: from OUT's extension)")

@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     )
     p.add_argument("images", nargs="+", metavar="IMG", help="image files")
     p.add_argument("--checkpoint", default=None, metavar="DIR", help="checkpoint directory (default: shipped model)")
+    p.add_argument("--model", dest="checkpoint", metavar="NAME",
+                   help="a shipped model by name instead of --checkpoint: default, fast (see `gendet models`)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the figures and JSON files")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--threshold", default=None, metavar="fixed|val|FLOAT",

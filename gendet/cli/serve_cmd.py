@@ -45,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--checkpoint", default=None, metavar="DIR", help="checkpoint directory (default: shipped model)")
+    p.add_argument("--model", dest="checkpoint", metavar="NAME",
+                   help="a shipped model by name instead of --checkpoint: default, fast (see `gendet models`)")
     p.add_argument("--workers", type=int, default=1,
                    help="uvicorn worker processes, each with its own copy of the model (default 1)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")

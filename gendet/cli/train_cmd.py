@@ -41,9 +41,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--model", default=None, help=f"detector name ({', '.join(list_detectors())})")
     p.add_argument("--data", default=None, help="data root (GenImage, 0_real/1_fake, manifest or FakeClue), or a "
                                                  "folder of tar shards from `gendet data shard`")
-    p.add_argument("--preset", default=None, choices=("default",),
-                   help="a named recipe that fixes model, data and hyper-parameters (default: the shipped "
-                        "detector, trained on the local benchmark's data; also writes its model card)")
+    p.add_argument("--preset", default=None, choices=("default", "fast"),
+                   help="a named recipe that fixes model and hyper-parameters and writes a model card: default = "
+                        "the shipped detector (probe on Lite0; needs --data MANIFEST of genuine images), fast = the "
+                        "earlier small model trained on the local benchmark's data")
+    p.add_argument("--bench-results", default=None, metavar="RESULTS.json",
+                   help="--preset default: copy the leave-one-group-out table of this `gendet bench --preset "
+                        "genuine` run (same seed and recipe) into the model card")
+    p.add_argument("--solver", default="auto", choices=("auto", "head", "sgd"),
+                   help="head: fit a probe's linear head by logistic regression on cached backbone features "
+                        "(seconds once features exist); sgd: the epoch trainer; auto: head where the detector has "
+                        "one")
     p.add_argument("--cache-dir", default=None, help="--preset only: data cache (default ~/.cache/gendet)")
     p.add_argument("--layout", default="auto", choices=(*LAYOUT_CHOICES, SHARDS_LAYOUT))
     p.add_argument("--subset", default=None, help="train on one subset (generator) only")
@@ -64,8 +72,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY)
     p.add_argument("--holdout", type=float, default=0.1, help="fraction of train held out for validation")
     p.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (0 = off)")
-    p.add_argument("--threshold", default="fixed", choices=("fixed", "val"),
-                   help="operating threshold: fixed 0.5, or fitted on the held-out validation split")
+    p.add_argument("--threshold", default="fixed", choices=("fixed", "val", "fpr"),
+                   help="operating threshold: fixed 0.5; val = balanced accuracy on the held-out split; fpr "
+                        "(--solver head) = at most --target-fpr of the training photos called generated, on "
+                        "out-of-fold scores")
+    p.add_argument("--target-fpr", type=float, default=0.02, help="--threshold fpr: the false-positive rate aimed at")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
     p.add_argument("--log-every", type=int, default=10, help="log the training loss every N steps")
     p.add_argument("--save-every", type=int, default=50, help="write the resume state every N steps (0 = epochs)")
@@ -166,18 +177,24 @@ def apply_preset(args: argparse.Namespace) -> dict[str, Any] | None:
         if not args.model or not args.data:
             raise UsageError("--model and --data are required (or use --preset)")
         return None
-    if args.model or args.data or args.subset:
-        raise UsageError("--preset fixes the model and the data: drop --model/--data/--subset")
     from gendet.evaluation.fidelity import default_cache_dir
     from gendet.training.presets import get_train_preset, preset_data
 
     preset = get_train_preset(args.preset)
-    root, info = preset_data(preset, Path(args.cache_dir) if args.cache_dir else default_cache_dir(), args.seed,
-                             progress=not args.no_progress)
-    args.model, args.data, args.layout = preset.model, str(root), "genimage"
+    if args.model or args.subset or (args.data and preset.data_preset is not None):
+        raise UsageError(f"--preset {preset.name} fixes the model and the data: drop --model/--data/--subset")
+    args.model = preset.model
     args.overrides = [f"{k}={v}" for k, v in preset.overrides.items()] + list(args.overrides)
     for key, value in preset.train_args.items():
         setattr(args, key, value)
+    if preset.data_preset is None:
+        if not args.data:
+            raise UsageError(f"--preset {preset.name} trains on your genuine-image manifest: pass --data MANIFEST "
+                             "(path,label,split,generator,group; e.g. shared/data/genuine/MANIFEST.csv)")
+        return {"manifest": str(Path(args.data).resolve())}
+    root, info = preset_data(preset, Path(args.cache_dir) if args.cache_dir else default_cache_dir(), args.seed,
+                             progress=not args.no_progress)
+    args.data, args.layout = str(root), "genimage"
     return info
 
 
@@ -196,7 +213,7 @@ def load_training_data(args: argparse.Namespace, data_info: dict[str, Any] | Non
         else:
             layout = detect_layout(data) if args.layout == "auto" else args.layout
             all_samples = read_samples(data, layout, args.subset)
-        if data_info is not None:  # keep each source photo's crops on one side of the holdout
+        if data_info is not None and "subsets" in data_info:  # keep each photo's crops on one side of the holdout
             from gendet.evaluation.bench import with_photo_groups
 
             all_samples = with_photo_groups(all_samples, data_info)
@@ -248,6 +265,12 @@ def _run(args: argparse.Namespace, dist_info: Any, device: str) -> int:
         from gendet.cli.train_unified import run_unified
 
         return run_unified(args, data_info)
+    if _uses_head_solver(args):
+        if dist_info.enabled:
+            raise UsageError("--solver head fits in one process: run it without torchrun")
+        return _run_head_fit(args, data_info)
+    if args.threshold == "fpr":
+        raise UsageError("--threshold fpr needs out-of-fold scores: use it with --solver head (a probe)")
     if args.lr is None:
         args.lr = 1e-4
     cfg = _train_config(args)
@@ -299,6 +322,69 @@ def _run(args: argparse.Namespace, dist_info: Any, device: str) -> int:
         _print_summary(summary)
         if data_info is not None:
             _write_card(args, out, all_samples, data_info)
+    return 0
+
+
+def _uses_head_solver(args: argparse.Namespace) -> bool:
+    from gendet.models import get_detector_class
+
+    has_head = hasattr(get_detector_class(args.model), "fit_head")
+    if args.solver == "head" and not has_head:
+        raise UsageError(f"--solver head needs a probe-style detector (with fit_head); {args.model!r} has none")
+    return has_head and args.solver != "sgd"
+
+
+def _run_head_fit(args: argparse.Namespace, data_info: dict[str, Any] | None) -> int:
+    """--solver head: backbone features of the recipe's views (cached by content), a logistic-regression
+    head, the threshold on the held-out part; a normal checkpoint comes out."""
+    from gendet.evaluation.fidelity import default_cache_dir
+    from gendet.evaluation.genuine import fit_probe
+    from gendet.models.checkpoint import save_checkpoint
+    from gendet.training.state import seed_everything
+
+    out = Path(args.out).expanduser()
+    if args.resume:
+        raise UsageError("--resume: a head fit has no resume state (its features are cached: rerun with --overwrite)")
+    _check_out_dir(out, False, args.overwrite)
+    d = load_training_data(args, data_info)
+    seed_everything(args.seed)
+    try:
+        detector = create_detector(args.model, **parse_overrides(args.overrides))
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise UsageError(f"cannot build {args.model!r}: {e}") from None
+    print(f"data: {d['root']} (layout {d['layout']}): {len(d['train'])} train, {len(d['val'])} held-out samples; "
+          f"align={args.align}; backbone {detector.config.get('backbone')} (packaged weights)")
+    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    if not 0.0 <= args.target_fpr < 1.0:
+        raise UsageError(f"--target-fpr must be in [0, 1), got {args.target_fpr}")
+    summary = fit_probe(detector, d["train"], d["val"], cache, align=args.align, seed=args.seed,
+                        threshold_mode=args.threshold, target_fpr=args.target_fpr, device=args.device,
+                        workers=args.workers, progress=not args.no_progress)
+    if args.overwrite:
+        _clear_run(out)
+    pp = detector.preprocess(args.align, args.jpeg_quality)
+    save_checkpoint(out, detector, {
+        "data_root": str(Path(d["root"]).resolve()), "subset": args.subset, "layout": d["layout"],
+        "backbone": f"packaged {detector.config.get('backbone')} (sha256 {detector.config.get('backbone_sha256')})",
+        "overrides": parse_overrides(args.overrides), "command": command_line(args), "preprocess": pp.to_dict(),
+        "align": args.align, "seed": args.seed, "holdout": args.holdout, "threshold_mode": args.threshold,
+        **summary,
+    })
+    m = summary["val_metrics"] or {}
+    print(f"head fitted on {summary['n_train']} images ({summary['seconds']:.1f} s, features computed "
+          f"{summary['features']['computed']}, cached {summary['features']['cached']}); held-out AUC "
+          f"{m.get('auc', float('nan')):.4f}; threshold {summary['threshold']:.4f} ({summary['threshold_source']})")
+    if summary["decode_errors"]["files"]:
+        print(f"{len(summary['decode_errors']['files'])} files could not be read (listed in config.json)")
+    if args.preset == "default":
+        from gendet.report.model_card import write_genuine_card
+
+        print("writing the model card (scoring the manifest's val split clean and under each degradation)")
+        write_genuine_card(out, d["all"], args, device=args.device)
+        print(f"model card: {out / 'MODEL_CARD.md'}")
+    elif data_info is not None:
+        _write_card(args, out, d["all"], data_info)
+    print(f"checkpoint: {out}")
     return 0
 
 

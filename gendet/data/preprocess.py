@@ -10,6 +10,7 @@ never chooses them.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -38,6 +39,12 @@ class Preprocess:
         `jpeg_quality` after the geometry step; "png" is a lossless round trip
         (same decoder for both classes); "none" skips alignment (not recommended).
         With resize=False the original JPEG grid survives cropping, so alignment is weaker.
+    crops: evaluation crops per image, a square number: 1 = the centre crop; k*k = a k x k grid of
+        crops spread evenly over the image (after the optional resize), scored as the mean logit
+        (Detector.__call__). A large image is then judged by all of it, not by its centre.
+    train_crop_scale: (lo, hi), training only: the random crop covers a square of side
+        `size / u`, u ~ U[lo, hi] (clipped to the image), resized to `size`; (1, 1) = plain crops.
+        Varied scales teach a detector that works on native pixels to survive mild down-sampling.
     """
 
     size: int = 224
@@ -46,22 +53,32 @@ class Preprocess:
     jpeg_quality: int = DEFAULT_JPEG_QUALITY
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    crops: int = 1
+    train_crop_scale: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.align not in ALIGN_MODES:
             raise ValueError(f"align must be one of {ALIGN_MODES}, got {self.align!r}")
         if self.size < 8:
             raise ValueError(f"size must be >= 8, got {self.size}")
+        k = math.isqrt(max(1, int(self.crops)))
+        if int(self.crops) < 1 or k * k != int(self.crops):
+            raise ValueError(f"crops must be a square number (1, 4, 9, ...), got {self.crops}")
+        lo, hi = (float(v) for v in self.train_crop_scale)
+        if not 0.1 <= lo <= hi <= 1.0:
+            raise ValueError(f"train_crop_scale must be (lo, hi) with 0.1 <= lo <= hi <= 1, "
+                             f"got {self.train_crop_scale}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["train_crop_scale"] = list(self.train_crop_scale)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
         d = dict(d)
-        for k in ("mean", "std"):
+        for k in ("mean", "std", "train_crop_scale"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -104,6 +121,40 @@ def plan_geometry(image_size: tuple[int, int], pp: Preprocess, rng: np.random.Ge
     return GeometryPlan(resize_to, pad, mode, (left, top, left + s, top + s))
 
 
+def plan_crop_grid(image_size: tuple[int, int], pp: Preprocess) -> list[GeometryPlan]:
+    """`pp.crops` evaluation crops: a k x k grid spread evenly over the (resized, padded) image."""
+    centre = plan_geometry(image_size, pp, None)
+    k = math.isqrt(int(pp.crops))
+    if k == 1:
+        return [centre]
+    s = pp.size
+    w, h = image_size if centre.resize_to is None else centre.resize_to
+    top_pad, bottom_pad, left_pad, right_pad = centre.pad
+    w, h = w + left_pad + right_pad, h + top_pad + bottom_pad
+    xs = [round(i * (w - s) / (k - 1)) for i in range(k)]
+    ys = [round(j * (h - s) / (k - 1)) for j in range(k)]
+    return [GeometryPlan(centre.resize_to, centre.pad, centre.pad_mode, (x, y, x + s, y + s)) for y in ys for x in xs]
+
+
+def plan_scaled_crop(image_size: tuple[int, int], pp: Preprocess, rng: np.random.Generator) -> GeometryPlan | None:
+    """Training: a random square of side size/u (u ~ train_crop_scale) to be resized to `size`; None when
+    u == 1 or the image is too small for a larger square (then the plain random crop applies)."""
+    lo, hi = pp.train_crop_scale
+    if hi >= 1.0 and lo >= 1.0:
+        return None
+    u = float(rng.uniform(lo, hi))
+    w, h = image_size
+    if pp.resize:
+        w, h = (w, h) if min(w, h) == pp.size else (max(pp.size, round(w * pp.size / min(w, h))),
+                                                     max(pp.size, round(h * pp.size / min(w, h))))
+    side = min(round(pp.size / u), w, h)
+    if side <= pp.size:
+        return None
+    left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+    resize_to = None if (w, h) == tuple(image_size) else (w, h)
+    return GeometryPlan(resize_to, (0, 0, 0, 0), "reflect", (left, top, left + side, top + side))
+
+
 def apply_plan(img: Image.Image, plan: GeometryPlan, mask: bool = False) -> Image.Image:
     """Apply a GeometryPlan; `mask=True` resizes with NEAREST so label values stay labels."""
     if plan.resize_to is not None:
@@ -120,7 +171,13 @@ def apply_plan(img: Image.Image, plan: GeometryPlan, mask: bool = False) -> Imag
 
 
 def apply_geometry(img: Image.Image, pp: Preprocess, rng: np.random.Generator | None) -> Image.Image:
-    """Resize (optional) and crop to `pp.size`; random crop when `rng` is given, else centre crop."""
+    """Resize (optional) and crop to `pp.size`; random crop when `rng` is given (of a varied scale when
+    `pp.train_crop_scale` says so), else centre crop."""
+    if rng is not None:
+        scaled = plan_scaled_crop(img.size, pp, rng)
+        if scaled is not None:
+            out = apply_plan(img, scaled)
+            return out.resize((pp.size, pp.size), Image.Resampling.BICUBIC, reducing_gap=3.0)
     return apply_plan(img, plan_geometry(img.size, pp, rng))
 
 
@@ -197,5 +254,12 @@ class ImageTransform:
                 img = img.resize((self.pp.size, self.pp.size), Image.Resampling.BILINEAR)
         return img
 
+    def prepare_crops(self, img: Image.Image, rng: np.random.Generator) -> list[Image.Image]:
+        """Evaluation with `pp.crops` > 1: every grid crop through the same steps as `prepare`."""
+        return [self._after_geometry(apply_plan(img, plan), rng) for plan in plan_crop_grid(img.size, self.pp)]
+
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
+        """(C, H, W); (crops, C, H, W) when evaluating with several crops."""
+        if not self.train and self.pp.crops > 1:
+            return torch.stack([to_tensor(c, self.pp) for c in self.prepare_crops(img, rng)])
         return to_tensor(self.prepare(img, rng), self.pp)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gendet.data.preprocess import Preprocess
+from gendet.detect.shipped import SHIPPED, shipped_dir
 from gendet.evaluation.protocol import resolve_threshold
 from gendet.models.base import Detector
 from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint
@@ -23,7 +23,7 @@ class ModelSetupError(Exception):
 
 def default_checkpoint_dir() -> Path:
     """Where the default detector ships: ``gendet/assets/default_model/`` inside the installed package."""
-    return Path(str(resources.files("gendet"))) / "assets" / "default_model"
+    return shipped_dir("default")
 
 
 NON_FINITE_SCORE = "the model returned a non-finite score"  # the error every engine and the server report
@@ -84,11 +84,14 @@ def load_scan_model(
     device: str | torch.device = "cpu",
     threshold: str | float | None = None,
 ) -> ScanModel:
-    """Load `checkpoint` (default: the shipped model) for scanning, strictly, in eval mode.
+    """Load `checkpoint` (default: the shipped model; a shipped model's name, e.g. "fast") for scanning,
+    strictly, in eval mode.
 
     `threshold`: None uses the checkpoint's recorded threshold; otherwise
     "fixed" | "val" | a number, resolved like ``gendet eval --threshold``.
     """
+    if checkpoint is not None and str(checkpoint) in SHIPPED and not Path(checkpoint).is_dir():
+        checkpoint = shipped_dir(str(checkpoint)) if str(checkpoint) != "default" else None
     if checkpoint is None:
         ckpt = default_checkpoint_dir()
         if not (ckpt / WEIGHTS_FILE).is_file() or not (ckpt / CONFIG_FILE).is_file():

@@ -100,7 +100,20 @@ STANDARD = BenchPreset(
     description="GenImage protocol on a user's data root at the baselines' published input size.",
 )
 
-PRESETS: dict[str, BenchPreset] = {TINY.name: TINY, STANDARD.name: STANDARD}
+# Real generators vs camera photos from a manifest (`gendet bench --preset genuine --data MANIFEST`):
+# linear heads on cached frozen-backbone features, so every leave-one-out fold and recipe is cheap
+# (gendet.evaluation.genuine owns the protocol).
+GENUINE = BenchPreset(
+    name="genuine",
+    image_size=224,
+    generators=(),
+    n_per_split={},
+    detectors=(DetectorSpec("probe", "probe (EfficientNet-Lite2 + stage taps, linear head)", {}, {}),),
+    description=("Genuine generators vs camera photos from a manifest: leave-one-generator-group-out, "
+                 "train-on-one matrix, Task 2, per real set false positives, the edited set, recipe ablations."),
+)
+
+PRESETS: dict[str, BenchPreset] = {TINY.name: TINY, STANDARD.name: STANDARD, GENUINE.name: GENUINE}
 
 
 def get_preset(name: str) -> BenchPreset:

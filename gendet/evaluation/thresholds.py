@@ -25,3 +25,21 @@ def fit_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     if not np.isfinite(t):  # roc_curve's first threshold is +inf
         t = float(np.nextafter(scores.max(), np.inf))
     return min(max(t, 0.0), 1.0)
+
+
+def fit_threshold_at_fpr(labels: np.ndarray, scores: np.ndarray, target_fpr: float) -> float:
+    """The lowest threshold at which at most `target_fpr` of the real (label 0) validation scores are called
+    generated (score >= threshold): a Neyman-Pearson operating point for users who must not accuse photos.
+
+    Meant for out-of-fold scores of the training split (every real photo scored by a model that did not
+    see it), which give far more real photos than a small hold-out."""
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    if not 0.0 <= target_fpr < 1.0:
+        raise ValueError(f"target_fpr must be in [0, 1), got {target_fpr}")
+    real = np.sort(scores[labels == 0])[::-1]
+    if real.size == 0 or np.isnan(real).any():
+        raise ValueError("cannot fit a threshold at a false-positive rate: no (finite) real scores")
+    k = int(np.floor(target_fpr * real.size))  # real photos allowed above the threshold
+    t = float(np.nextafter(real[k], np.inf))
+    return min(max(t, 0.0), 1.0)

@@ -213,6 +213,13 @@ def explain_image(
     # 1-3: verdict and occlusion in one batch (row 0 = original), then the heat map.
     logits, probs = predict_probs(detector, torch.cat([x, occluded_inputs(x, grid, occlusion)]), batch_size)
     prob, deltas = float(probs[0]), probs[0] - probs[1:]
+    if pp.crops > 1:  # the verdict is gendet detect's (mean over the crop grid); the map explains the centre crop
+        full = ImageTransform(pp, train=False)(image, np.random.default_rng(0))[None].to(device)
+        with torch.no_grad():
+            prob_all = float(detector({"image": full})["prob"][0])
+        notes.append(f"score {prob_all:.3f} = mean logit over {pp.crops} crops, as gendet detect scores it; the "
+                     f"heat map and regions explain the centre crop (its score {prob:.3f})")
+        prob = prob_all
     rel, rel_source = relevance_maps(detector, x)
     rel_map = rel[0]
     boxes = cell_boxes(h, w, grid)

@@ -40,10 +40,18 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def default_file_mode() -> int:
+    """0666 minus the process umask: the mode a plain open() would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file + rename so a kill mid-write never leaves a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.fchmod(fd, default_file_mode())  # mkstemp makes 0600; the file should get what the umask allows
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
@@ -60,6 +68,7 @@ def save_checkpoint(out_dir: str | os.PathLike, detector: Detector, config: dict
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{WEIGHTS_FILE}.tmp"
     save_file(state_dict_for_saving(detector), str(tmp), metadata={"model": detector.name})
+    os.chmod(tmp, default_file_mode())
     os.replace(tmp, out / WEIGHTS_FILE)
     full = {
         "model": detector.name,

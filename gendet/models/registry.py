@@ -25,6 +25,8 @@ DETECTORS: dict[str, str] = {
     "gamma": "gendet.models.gamma:GammaDetector",
     "hrr": "gendet.models.hrr:HRR",
     "dire": "gendet.models.dire:DIRE",
+    "probe": "gendet.models.probe:Probe",
+    "lite": "gendet.models.lite:LiteDetector",
 }
 
 

@@ -130,3 +130,9 @@ def test_usage_errors_exit_2(capsys, ckpt, images, tmp_path, extra) -> None:
         args += ["--checkpoint", str(ckpt)]
     rc, out, err = detect(capsys, *args)
     assert rc == 2 and "error:" in err and out == ""
+
+
+def test_model_name_picks_a_shipped_model(capsys, images) -> None:
+    rc, out, _ = detect(capsys, str(images), "--model", "fast", "--workers", "0")
+    recs = jsonl(out)
+    assert rc == 0 and len(recs) == 6 and all(r["model"].startswith("spec") for r in recs)

@@ -61,12 +61,14 @@ def test_all_good_exits_0(capsys, ckpt, tmp_path) -> None:
 
 def test_default_checkpoint_is_the_shipped_model(capsys, tmp_path) -> None:
     img = tmp_path / "x.png"
-    noise_image(80, 4).save(img)
+    noise_image(240, 4).save(img)
     rc, out, _ = explain(capsys, str(img), "--out", str(tmp_path / "o"), "--device", "cpu")
     assert rc == 0
     record = json.loads((tmp_path / "o" / "x_explain.json").read_text())
-    assert "default_model" in record["checkpoint"] and record["model"].startswith("spec")
-    assert record["input_size"] == [64, 64] and record["threshold_source"] == "val"
+    assert "default_model" in record["checkpoint"] and record["model"].startswith("probe")
+    assert record["input_size"] == [260, 260] and record["threshold_source"].startswith("fpr")
+    # the verdict is the scan's (mean over the crop grid); the note says the map explains the centre crop
+    assert any("mean logit over 4 crops" in n for n in record["notes"])
 
 
 @pytest.mark.parametrize("extra", [["--grid", "0"], ["--top", "0"], ["--grid", "99"], ["--device", "tpu"]])
