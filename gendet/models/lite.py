@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from gendet.data.preprocess import ImageOp
-from gendet.models.backbones import attach_backbone, get_spec
+from gendet.models.backbones import attach_backbone, freeze_stages, get_spec
 from gendet.models.base import Detector
 from gendet.models.probe import TRANSFER_AUGMENT, TRANSFER_INPUT
 from gendet.training.augmentations import make_augment, merge_augment
@@ -47,18 +47,9 @@ class LiteDetector(Detector):
             raise ValueError(f"lite fine-tunes EfficientNet-Lite backbones (lite0, lite2), not {spec.name!r}")
         self.backbone = attach_backbone(c)
         self.backbone.requires_grad_(True)  # fine-tuned: only the `freeze` first stages stay fixed
-        n_stages = len(self.backbone.net.blocks)
-        if not 0 <= int(c["freeze"]) <= n_stages:
-            raise ValueError(f"freeze must be in 0..{n_stages}, got {c['freeze']}")
-        self.frozen = self._frozen_modules(int(c["freeze"]))
-        for m in self.frozen:
-            m.requires_grad_(False)
+        self.frozen = freeze_stages(self.backbone, int(c["freeze"]))
         self.dropout = nn.Dropout(float(c["dropout"]))
         self.fc = nn.Linear(self.backbone.feature_dim, 1)
-
-    def _frozen_modules(self, n: int) -> list[nn.Module]:
-        net = self.backbone.net
-        return [net.conv_stem, net.bn1, *list(net.blocks)[:n]] if n > 0 else []
 
     def train(self, mode: bool = True) -> LiteDetector:
         super().train(mode)

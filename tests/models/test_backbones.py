@@ -86,3 +86,24 @@ def test_cpu_chunks_give_the_features_of_one_batch() -> None:
     with torch.no_grad():
         torch.testing.assert_close(bb(x), bb._forward(x), rtol=1e-4, atol=1e-5)  # one batch of 7 vs 4 + 3
         assert bb(x[:1]).shape == (1, bb.feature_dim)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "cnnspot", "spec"])
+def test_cnn_detectors_start_from_a_packaged_backbone(name: str, tmp_path) -> None:
+    from gendet.models import create_detector
+    from gendet.models.checkpoint import load_checkpoint, save_checkpoint
+
+    d = create_detector(name, image_size=64, backbone="lite0", freeze=3)
+    assert d.config["pretrained"] and d.config["backbone_sha256"] == backbones.SPECS["lite0"].sha256
+    assert d.variant == f"{name}[backbone=lite0]"
+    frozen = {n for n, p in d.named_parameters() if not p.requires_grad}
+    assert any(".blocks.2." in n for n in frozen) and not any(".blocks.3." in n for n in frozen)
+    d.train()
+    assert not d.trunk.backbone.net.blocks[0].training and d.trunk.backbone.net.blocks[5].training
+    out = d({"image": torch.randn(2, 3, 64, 64)})
+    assert out["prob"].shape == (2,)
+    save_checkpoint(tmp_path, d, {})
+    again, _ = load_checkpoint(tmp_path)  # the config round-trips and the weights load strictly
+    assert again.variant == d.variant
+    with pytest.raises(ValueError, match="already starts"):
+        d.load_backbone_weights("x.pth")
