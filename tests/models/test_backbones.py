@@ -107,3 +107,12 @@ def test_cnn_detectors_start_from_a_packaged_backbone(name: str, tmp_path) -> No
     assert again.variant == d.variant
     with pytest.raises(ValueError, match="already starts"):
         d.load_backbone_weights("x.pth")
+
+
+def test_inception_backbone_from_the_pinned_package_file() -> None:
+    bb = create_backbone("inception")
+    assert bb.feature_dim == 2048 and len(bb.weights_sha256) == 64
+    with torch.no_grad():
+        assert bb(torch.zeros(1, 3, 64, 64)).shape == (1, 2048)  # resized to 299 inside
+    with pytest.raises(ValueError, match="taps"):
+        create_backbone("inception", taps=(1,))
