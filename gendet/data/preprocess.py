@@ -98,16 +98,20 @@ class GeometryPlan:
     box: tuple[int, int, int, int]
 
 
+def resized_size(image_size: tuple[int, int], pp: Preprocess) -> tuple[int, int] | None:
+    """(w, h) after the optional shorter-side resize to `pp.size`; None when nothing is resized."""
+    w, h = image_size
+    scale = pp.size / min(w, h)
+    if not pp.resize or scale == 1.0:
+        return None
+    return max(pp.size, round(w * scale)), max(pp.size, round(h * scale))
+
+
 def plan_geometry(image_size: tuple[int, int], pp: Preprocess, rng: np.random.Generator | None) -> GeometryPlan:
     """The resize/pad/crop for an image of `image_size` (w, h); random crop when `rng` is given, else centre."""
     s = pp.size
-    w, h = image_size
-    resize_to = None
-    if pp.resize:
-        scale = s / min(w, h)
-        if scale != 1.0:
-            resize_to = (max(s, round(w * scale)), max(s, round(h * scale)))
-            w, h = resize_to
+    resize_to = resized_size(image_size, pp)
+    w, h = resize_to or image_size
     pad, mode = (0, 0, 0, 0), "reflect"
     if w < s or h < s:
         ph, pw = max(0, s - h), max(0, s - w)
@@ -128,7 +132,7 @@ def plan_crop_grid(image_size: tuple[int, int], pp: Preprocess) -> list[Geometry
     if k == 1:
         return [centre]
     s = pp.size
-    w, h = image_size if centre.resize_to is None else centre.resize_to
+    w, h = centre.resize_to or image_size
     top_pad, bottom_pad, left_pad, right_pad = centre.pad
     w, h = w + left_pad + right_pad, h + top_pad + bottom_pad
     xs = [round(i * (w - s) / (k - 1)) for i in range(k)]
@@ -143,15 +147,12 @@ def plan_scaled_crop(image_size: tuple[int, int], pp: Preprocess, rng: np.random
     if hi >= 1.0 and lo >= 1.0:
         return None
     u = float(rng.uniform(lo, hi))
-    w, h = image_size
-    if pp.resize:
-        w, h = (w, h) if min(w, h) == pp.size else (max(pp.size, round(w * pp.size / min(w, h))),
-                                                     max(pp.size, round(h * pp.size / min(w, h))))
+    resize_to = resized_size(image_size, pp)
+    w, h = resize_to or image_size
     side = min(round(pp.size / u), w, h)
     if side <= pp.size:
         return None
     left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-    resize_to = None if (w, h) == tuple(image_size) else (w, h)
     return GeometryPlan(resize_to, (0, 0, 0, 0), "reflect", (left, top, left + side, top + side))
 
 

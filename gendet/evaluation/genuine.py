@@ -54,9 +54,10 @@ EXCLUDED_GROUPS = ("edited",)  # evaluated, never trained on
 MIN_SET_FOR_GOAL = 20  # real source sets at least this large carry the false-positive goal
 
 
-def _metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+def _metrics(labels: np.ndarray, scores: np.ndarray, threshold: float,
+             source: str = "the cell's training data") -> dict[str, Any]:
     keep = np.isfinite(scores)
-    m = compute_metrics(labels[keep], scores[keep], threshold, "holdout of the cell's training data")
+    m = compute_metrics(labels[keep], scores[keep], threshold, source)
     m["n_real"], m["n_fake"] = int((labels[keep] == 0).sum()), int((labels[keep] == 1).sum())
     m["fpr"] = None if m["real_acc"] is None else 1.0 - m["real_acc"]
     return m
@@ -85,6 +86,15 @@ def _format_split(samples: list[Sample], labels: np.ndarray, idx: Sequence[int],
             if m["n_real"] >= 5 and m["n_fake"] >= 5:
                 out[f"generated {ff} vs real {fr}"] = {"auc": m["auc"], "n_fake": m["n_fake"], "n_real": m["n_real"]}
     return out
+
+
+def real_set_rates(samples: Sequence[Sample], scores: Sequence[float], threshold: float) -> dict[str, Any]:
+    """Per real source set (`source_set` column): photos scored and the share called generated."""
+    by_set: dict[str, list[bool]] = {}
+    for s, sc in zip(samples, scores, strict=True):
+        if s.label == 0:
+            by_set.setdefault(str(s.extra.get("source_set") or "(unnamed)"), []).append(bool(sc >= threshold))
+    return {k: {"n": len(v), "fpr": float(np.mean(v))} for k, v in sorted(by_set.items())}
 
 
 def read_genuine(data: Path) -> list[Sample]:
@@ -153,9 +163,9 @@ def run_genuine_bench(
         cell = make_cell(r, tr)
         test = by_group[g] + real_val
         sc = cell.scores(test)
-        m = _metrics(labels[test], sc, cell.threshold)
+        m = _metrics(labels[test], sc, cell.threshold, cell.threshold_source)
         val_only = [i for i in by_group[g] if samples[i].split != "train"] + real_val
-        m_val = _metrics(labels[val_only], cell.scores(val_only), cell.threshold)
+        m_val = _metrics(labels[val_only], cell.scores(val_only), cell.threshold, cell.threshold_source)
         m["auc_val_only"], m["n_fake_val_only"] = m_val["auc"], m_val["n_fake"]
         m["threshold"], m["n_train"] = cell.threshold, cell.n_train
         out_recipes.setdefault(r.name, {"description": r.description, "logo": {}})["logo"][g] = m
@@ -173,27 +183,22 @@ def run_genuine_bench(
         val_gen = [i for i in val_idx if samples[i].generator not in EXCLUDED_GROUPS]
         sc = cell.scores(val_gen)
         rec["all"] = {"threshold": cell.threshold, "n_train": cell.n_train,
-                      "val": _metrics(labels[val_gen], sc, cell.threshold)}
+                      "val": _metrics(labels[val_gen], sc, cell.threshold, cell.threshold_source)}
         task2 = {"none": rec["all"]["val"]}
         if r.test_view == "grid":
             for d in degradations:
-                task2[d] = _metrics(labels[val_gen], cell.scores(val_gen, view=f"deg:{d}"), cell.threshold)
+                task2[d] = _metrics(labels[val_gen], cell.scores(val_gen, view=f"deg:{d}"), cell.threshold,
+                                    cell.threshold_source)
         rec["task2"] = {d: {"auc": m["auc"], "acc": m["acc"], "fpr": m["fpr"], "tpr": m["fake_acc"]}
                         for d, m in task2.items()}
         rec["task2_mean_auc"] = _mean([m["auc"] for d, m in task2.items() if d != "none"])
-        real_sets: dict[str, Any] = {}
-        for i, s in zip(val_gen, sc, strict=True):
-            if labels[i] == 0:
-                name = str(samples[i].extra.get("source_set") or "(unnamed)")
-                real_sets.setdefault(name, []).append(s)
-        rec["real_sets"] = {k: {"n": len(v), "fpr": float(np.mean(np.asarray(v) >= cell.threshold)),
-                                "goal_applies": len(v) >= MIN_SET_FOR_GOAL}
-                            for k, v in sorted(real_sets.items())}
+        rec["real_sets"] = {k: {**v, "goal_applies": v["n"] >= MIN_SET_FOR_GOAL}
+                            for k, v in real_set_rates([samples[i] for i in val_gen], sc, cell.threshold).items()}
         rec["by_format"] = _format_split(samples, labels, val_gen, sc)
         edited = by_group.get("edited", [])
         if edited:
             e_idx = edited + real_val
-            rec["edited"] = _metrics(labels[e_idx], cell.scores(e_idx), cell.threshold)
+            rec["edited"] = _metrics(labels[e_idx], cell.scores(e_idx), cell.threshold, cell.threshold_source)
         if r.name == "default":
             curves["_calibration"] = {"labels": labels[val_gen].tolist(), "scores": np.round(sc, 6).tolist()}
     # train-on-one matrix (default recipe)

@@ -100,14 +100,19 @@ class FeatureTable:
 def compute_table(detector: Any, samples: Sequence[Sample], digests: Sequence[str],
                   jobs: Sequence[tuple[View, Sequence[int]]], cache: FeatureCache, workers: int = 0,
                   device: str = "cpu", progress: bool = True) -> tuple[FeatureTable, dict[str, str], dict[str, int]]:
-    """Features of each (view, sample indices) job, from the cache or the backbone."""
+    """Features of each (view, sample indices) job, from the cache or the backbone; jobs of one view are
+    merged, so an index asked for twice is read once."""
+    merged: dict[str, tuple[View, dict[int, None]]] = {}
+    for view, idx in jobs:
+        merged.setdefault(view.name, (view, {}))[1].update(dict.fromkeys(idx))
     feats: dict[str, list[np.ndarray | None]] = {}
     errors: dict[str, str] = {}
     counts = {"computed": 0, "cached": 0}
-    for view, idx in tqdm(jobs, desc="views", unit="view", disable=not progress):
+    for view, wanted in tqdm(merged.values(), desc="views", unit="view", disable=not progress):
+        idx = list(wanted)
         got = view_features(detector, [samples[i] for i in idx], [digests[i] for i in idx], view, cache,
                             workers=workers, device=device, progress=progress)
-        full: list[np.ndarray | None] = feats.get(view.name, [None] * len(samples))
+        full: list[np.ndarray | None] = [None] * len(samples)
         for i, f in zip(idx, got.feats, strict=True):
             full[i] = f
         feats[view.name] = full
@@ -182,13 +187,10 @@ class HeadCell:
             d.fc.weight.copy_(self.coef[2])
             d.fc.bias.copy_(self.coef[3])
         out = np.full(len(idx), np.nan)
-        for j, i in enumerate(idx):
-            f = self.table.feats[view][i]
-            if f is not None:
-                out[j] = _sigmoid(d.head_logits(f[None]))[0]
+        have = [j for j, i in enumerate(idx) if self.table.feats[view][i] is not None]
+        if have:  # one view's features share their crop count: one batched head call
+            out[have] = _sigmoid(d.head_logits(np.stack([self.table.feats[view][idx[j]] for j in have])))
         return out
-
-
 
 
 def out_of_fold_scores(detector: Any, table: FeatureTable, samples: list[Sample], labels: np.ndarray,
@@ -223,7 +225,7 @@ class TrainedCell:
 
     def __init__(self, make_detector: Any, train_cfg: dict[str, Any], samples: list[Sample], labels: np.ndarray,
                  fit_idx: Sequence[int], held_idx: Sequence[int], seed: int, align: str, device: str = "cpu",
-                 workers: int = 0, run_dir: Path | None = None) -> None:
+                 workers: int = 0) -> None:
         from gendet.models.checkpoint import load_checkpoint
         from gendet.training.state import seed_everything
         from gendet.training.trainer import TrainConfig, train
@@ -235,15 +237,10 @@ class TrainedCell:
         cfg = TrainConfig(**{"epochs": 2, "batch_size": 32, "lr": 3e-4, "patience": 0, "warmup": 0.1,
                              "save_every_steps": 0, **train_cfg, "seed": seed, "device": device, "workers": workers,
                              "threshold_mode": "val", "progress": False})
-        tmp = None
-        if run_dir is None:
-            tmp = tempfile.TemporaryDirectory(prefix="gendet-cell-")
-            run_dir = Path(tmp.name)
-        summary = train(detector, [samples[i] for i in fit_idx], [samples[i] for i in held_idx], self.pp, cfg,
-                        run_dir, extra_config={"data_root": "(genuine bench)"})
-        self.detector, ckpt_cfg = load_checkpoint(run_dir, device)
-        if tmp is not None:
-            tmp.cleanup()
+        with tempfile.TemporaryDirectory(prefix="gendet-cell-") as tmp:  # scratch run dir: the loaded model is kept
+            summary = train(detector, [samples[i] for i in fit_idx], [samples[i] for i in held_idx], self.pp, cfg,
+                            Path(tmp), extra_config={"data_root": "(genuine bench)"})
+            self.detector, ckpt_cfg = load_checkpoint(tmp, device)
         self.threshold = float(ckpt_cfg["threshold"])
         self.threshold_source = str(ckpt_cfg["threshold_source"])
         self.n_train = len(fit_idx)

