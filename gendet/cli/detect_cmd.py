@@ -2,7 +2,8 @@
 
 One file and no --output: a verdict line on stdout. Otherwise one record per
 input, streamed as JSONL or CSV to --output (default: stdout).
-Exit codes: 0 all inputs scored; 1 some inputs failed (all others written);
+Exit codes: 0 all inputs scored; 1 some inputs failed (all others written; a resumed output's
+earlier error records count too);
 2 usage errors (arguments, checkpoint, output file).
 """
 
@@ -13,6 +14,7 @@ import os
 import sys
 
 from gendet.cli.main import UsageError
+from gendet.data.decode import DecodeLimits
 from gendet.detect.inputs import check_specs, is_single_file, iter_inputs
 from gendet.detect.model import ModelSetupError, ScanModel, default_checkpoint_dir, load_scan_model, resolve_device
 from gendet.detect.pipeline import ScanSummary, iter_record_batches
@@ -33,6 +35,10 @@ examples:
   gendet detect ~/Pictures --output scan.jsonl --resume     # continue a killed scan
   gendet detect /data --engine ray --address auto --output scan.jsonl   # on a Ray cluster (docs/cluster.md)
 """
+
+
+def _limit_defaults() -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in DecodeLimits().to_dict().items())
 
 
 def default_workers() -> int:
@@ -60,6 +66,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--format", default=None, choices=FORMATS, help="record format (default: from OUT's extension)")
     p.add_argument("--resume", action="store_true", help="skip paths already in OUT and append to it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.add_argument("--force", action="store_true",
+                   help="with --resume: append even though OUT holds another model's records")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=None,
                    help=f"decoding worker processes (default: CPU cores - 1, here {default_workers()})")
@@ -70,6 +78,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--threshold", default=None, metavar="fixed|val|FLOAT",
                    help="decision threshold (default: the checkpoint's own): fixed 0.5, val (fitted on "
                    "held-out training data) or a number")
+    p.add_argument("--decode-limit", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a decode budget (repeatable), e.g. timeout_s=30, max_aspect=64, max_pixels=..., "
+                   "max_file_bytes, max_resized_pixels, max_jpeg_markers, max_jpeg_scans, max_png_chunks "
+                   f"(defaults: {_limit_defaults()})")
     p.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
                    help="walk sub-folders of folder inputs (default: yes)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -115,13 +127,20 @@ def _check(args: argparse.Namespace) -> tuple[list[str], int]:
     for flag in ("ray_cpus_per_actor", "ray_gpus_per_actor"):
         if (getattr(args, flag) or 0) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0")
+    if args.force and not args.resume:
+        raise UsageError("--force only applies to --resume")
+    try:
+        args.limits = DecodeLimits.from_pairs(args.decode_limit)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     return specs, workers
 
 
-def _verdict(specs: list[str], model: ScanModel, device: str) -> int:
+def _verdict(specs: list[str], model: ScanModel, device: str, limits: DecodeLimits) -> int:
     """The one-file answer: a human line on stdout."""
     summary = ScanSummary()
-    batches = iter_record_batches(iter_inputs(specs), model, batch_size=1, workers=0, device=device, summary=summary)
+    batches = iter_record_batches(iter_inputs(specs), model, batch_size=1, workers=0, device=device, summary=summary,
+                                  limits=limits)
     rec = next(r for batch in batches for r in batch)
     if rec.error is not None:
         print(f"{rec.path}: error: {rec.error}", file=sys.stderr)
@@ -141,12 +160,19 @@ def _print_summary(result: ScanResult, where: str) -> None:
         print(f"resume: dropped a partial last record ({result.dropped_bytes} bytes) from {where}", file=err)
     rate = f"{s.images_per_second:.1f} img/s" if s.seconds > 0 else "-"
     resumed = f", {s.resumed} already done (resume)" if s.resumed else ""
+    if result.earlier_errors:
+        resumed += f", {result.earlier_errors} errors among the records kept from before"
     print(
         f"gendet detect: {s.total} inputs in {s.seconds:.1f} s ({rate}): {s.fake} fake, {s.real} real, "
         f"{s.errors} errors{resumed}; records in {where}"
         + (f"; model on {s.model_threads} CPU threads" if s.model_threads else ""),
         file=err,
     )
+    if s.replaced_workers:
+        print(f"  {s.replaced_workers} decoder process(es) were stopped or died and were replaced "
+              "(their files have error records)", file=err)
+    if result.inputs.duplicates:
+        print(f"  {result.inputs.duplicates} inputs named a path already scanned (one record each)", file=err)
     if result.inputs.skipped_not_image:
         print(f"  skipped {result.inputs.skipped_not_image} non-image files in folders, e.g. "
               f"{result.inputs.examples_not_image[0]}", file=err)
@@ -165,14 +191,14 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _run_ray(args, specs, model)
     if args.output is None and is_single_file(specs):
-        return _verdict(specs, model, str(device))
+        return _verdict(specs, model, str(device), args.limits)
     output = "-" if args.output is None else args.output
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
         result = scan(
             specs, model, output=output, fmt=args.format, resume=args.resume, overwrite=args.overwrite,
             batch_size=args.batch_size, workers=workers, device=device, recursive=args.recursive,
-            progress=progress, threads=args.threads,
+            progress=progress, threads=args.threads, force=args.force, limits=args.limits,
         )
     except OutputError as e:
         raise UsageError(str(e)) from None
@@ -181,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     _print_summary(result, "stdout" if output == "-" else output)
-    return 1 if result.summary.errors else 0
+    return 1 if result.summary.errors or result.earlier_errors else 0
 
 
 def _run_ray(args: argparse.Namespace, specs: list[str], model: ScanModel) -> int:
@@ -194,8 +220,9 @@ def _run_ray(args: argparse.Namespace, specs: list[str], model: ScanModel) -> in
     try:
         result = scan_ray(specs, model, output=output, fmt=args.format, resume=args.resume, overwrite=args.overwrite,
                           batch_size=args.batch_size, device=args.device, recursive=args.recursive,
-                          progress=sys.stderr.isatty() if args.progress is None else args.progress, options=options)
+                          progress=sys.stderr.isatty() if args.progress is None else args.progress, options=options,
+                          force=args.force)
     except OutputError as e:
         raise UsageError(str(e)) from None
     _print_summary(result, "stdout" if output == "-" else output)
-    return 1 if result.summary.errors else 0
+    return 1 if result.summary.errors or result.earlier_errors else 0

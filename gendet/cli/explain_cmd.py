@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from gendet.cli.main import UsageError, command_line
-from gendet.data.decode import DecodeError, decode_image
+from gendet.data.decode import DecodeError
+from gendet.data.preprocess import decode_for_model
 from gendet.detect.model import ModelSetupError, default_checkpoint_dir, load_scan_model, resolve_device
 from gendet.explain.evidence import OCCLUSION_MODES, explain_image
 from gendet.explain.overlay import save_figure
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path, stem in zip(args.images, output_stems(args.images), strict=True):
         try:
-            image = decode_image(path)
+            image = decode_for_model(path, model.preprocess)
         except DecodeError as e:
             print(f"{path}: error: {e.reason}", file=sys.stderr)
             failed += 1

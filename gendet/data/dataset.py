@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from gendet.data.decode import DecodeError, decode_image
 from gendet.data.manipulations.codes import SOURCE_GENERATED, SOURCE_REAL, decode_source_map
-from gendet.data.preprocess import ImageTransform, to_tensor
+from gendet.data.preprocess import ImageTransform, decode_for_model, to_tensor
 from gendet.data.sample import Sample
 
 
@@ -54,7 +54,7 @@ class ImageDataset(Dataset):
             "error": None,
         }
         try:
-            img = decode_image(self.read(s))
+            img = decode_for_model(self.read(s), self.transform.pp)
             rng = sample_seed(self.seed, self.epoch, index)
             if self.with_masks:
                 item.update(self._image_and_mask(s, img, rng))

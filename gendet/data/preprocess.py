@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gendet.data.decode import DecodeLimits, decode_image
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ALIGN_MODES = ("jpeg", "png", "none")
@@ -96,6 +98,14 @@ class GeometryPlan:
     pad: tuple[int, int, int, int]
     pad_mode: str
     box: tuple[int, int, int, int]
+
+
+def decode_for_model(source: str | bytes, pp: Preprocess, limits: DecodeLimits | None = None,
+                     formats: tuple[str, ...] | None = None) -> Image.Image:
+    """`decode_image` with the geometry limits of this preprocessing (the pixels its resize or padding
+    would make are checked before decoding)."""
+    return decode_image(source, limits, short_side=pp.size if pp.resize else None,
+                        pad_to=None if pp.resize else pp.size, formats=formats)
 
 
 def resized_size(image_size: tuple[int, int], pp: Preprocess) -> tuple[int, int] | None:

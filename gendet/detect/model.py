@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -40,6 +41,12 @@ class ScanModel:
     threshold_source: str
     name: str  # written into every record's "model" field
     checkpoint: Path
+    version: str | None = None  # "sha256:<12 hex>" of the weights: every record's "model_version"
+
+    @property
+    def identity(self) -> str:
+        """Name and version: what a resumed output must have been written by."""
+        return f"{self.name} {self.version}" if self.version else self.name
 
     def label(self, score: float) -> str:
         """The verdict for a finite score: "fake" iff score >= threshold."""
@@ -120,4 +127,17 @@ def load_scan_model(
             value, source = resolve_threshold(threshold, config)
         except ValueError as e:
             raise ModelSetupError(str(e)) from None
-    return ScanModel(detector, config, pp, value, source, model_name(detector, config, ckpt), ckpt)
+    return ScanModel(detector, config, pp, value, source, model_name(detector, config, ckpt), ckpt,
+                     weights_digest(ckpt))
+
+
+def weights_digest(checkpoint: Path) -> str | None:
+    """'sha256:<12 hex>' of the weights file: the version that names these exact weights."""
+    path = Path(checkpoint) / WEIGHTS_FILE
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()[:12]}"

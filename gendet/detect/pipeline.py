@@ -1,13 +1,13 @@
-"""The scanning pipeline: a lazy path stream -> DataLoader workers decode -> batched model -> records.
+"""The scanning pipeline: a lazy path stream -> decoder processes -> batched model -> records.
 
-The main process reads the inputs (so stdin and globs are read once) and cuts
-them into chunks of `batch_size`; a DataLoader hands each chunk to a worker
-process as one "batch index" (`batch_sampler`), the worker decodes and
-preprocesses it with the same `decode_image` + `ImageTransform` as training and
-evaluation, and the main process runs the model. Each path therefore goes to
-exactly one worker, the DataLoader returns chunks in order (so records come out
-in input order whatever the worker count), and only `workers * prefetch` chunks
-are in flight: memory does not grow with the number of inputs.
+The main process reads the inputs (so stdin and globs are read once) and hands each file to a
+`DecodePool` worker process, which decodes and preprocesses it with the same `decode_image` +
+`ImageTransform` as training and evaluation, under the decode budgets (`DecodeLimits`); the main
+process collects results in input order, stacks them into batches and runs the model. A file that
+runs past the time budget, or kills its worker (the OOM killer), gets an error record and the scan
+goes on with a fresh worker. Only `batch_size + 4 * workers` files are in flight, so memory does
+not grow with the number of inputs. With workers=0 everything runs in this process (a soft time
+alarm then bounds decoding).
 
 CPU threads for the model ("auto"): with a small model the scan is bound by decoding, and
 model threads that take the decoders' cores slow it down (+50% measured with the default
@@ -20,72 +20,111 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from gendet.data.decode import DecodeError, decode_image
-from gendet.data.preprocess import ImageTransform, Preprocess
+from gendet.data.decode import DecodeError, DecodeLimits
+from gendet.data.decode_pool import DecodePool
+from gendet.data.preprocess import ImageTransform, Preprocess, decode_for_model
 from gendet.detect.inputs import Input
 from gendet.detect.model import NON_FINITE_SCORE, ScanModel
 from gendet.detect.writers import Record
 
 
-class ScanDataset(Dataset):
-    """Map-style dataset whose "indices" are `Input`s: decode + eval transform, errors kept as reasons."""
-
-    def __init__(self, pp: Preprocess) -> None:
-        self.transform = ImageTransform(pp, train=False)
-
-    def __getitem__(self, item: Input) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": item.path, "image": None, "error": item.error}
-        if item.error is not None:
-            return out
-        try:
-            img = decode_image(item.path)
-            # eval transforms draw no random numbers; a fixed rng keeps the call signature
-            out["image"] = self.transform(img, np.random.default_rng(0))
-        except DecodeError as e:
-            out["error"] = e.reason
-        except Exception as e:  # noqa: BLE001 - one odd file must not end a million-file scan
-            out["error"] = f"preprocessing failed: {type(e).__name__}: {e}"
-        return out
+def prepare_input(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> torch.Tensor:
+    """Decode + eval transform for one file; DecodeError with the reason for anything wrong with it."""
+    try:
+        img = decode_for_model(path, pp, limits)
+        # eval transforms draw no random numbers; a fixed rng keeps the call signature
+        return ImageTransform(pp, train=False)(img, np.random.default_rng(0))
+    except DecodeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one odd file must not end a million-file scan
+        raise DecodeError(f"preprocessing failed: {type(e).__name__}: {e}") from None
 
 
-def collate_scan(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Keep every item's path and error in order; stack only the decoded images."""
-    good = [i for i, it in enumerate(items) if it["error"] is None]
-    return {
-        "path": [it["path"] for it in items],
-        "error": [it["error"] for it in items],
-        "good": good,
-        "image": torch.stack([items[i]["image"] for i in good]) if good else torch.empty(0),
-    }
+def prepare_array(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> np.ndarray:
+    """prepare_input as a numpy array: what a decoder process sends back. Pickled by value on purpose:
+    a torch tensor would travel as a shared-memory handle, which breaks if its worker dies before the
+    parent has opened it."""
+    return prepare_input(path, pp, limits).numpy()
 
 
-class ChunkSampler:
-    """Batch sampler over a lazy input stream: yields lists of `Input`, skipping already-done paths."""
+def try_prepare(item: Input, pp: Preprocess, limits: DecodeLimits | None = None) -> tuple[torch.Tensor | None,
+                                                                                          str | None]:
+    """(tensor, None) or (None, reason), in this process (the Ray engine's decode tasks use it)."""
+    if item.error is not None:
+        return None, item.error
+    try:
+        return prepare_input(item.path, pp, limits), None
+    except DecodeError as e:
+        return None, e.reason
 
-    def __init__(self, inputs: Iterable[Input], batch_size: int, skip: set[str] | None = None) -> None:
-        self.inputs, self.batch_size, self.skip = inputs, batch_size, skip
+
+class DecodedStream:
+    """Inputs -> (path, tensor | None, error | None) in input order, decoded by `workers` processes.
+
+    Paths in `skip` are not decoded (resume); `skipped` counts them. `task(path, pp, limits)` is what
+    a worker runs per file (a module-level function returning an array; default prepare_array).
+    """
+
+    def __init__(self, inputs: Iterable[Input], pp: Preprocess, workers: int, window: int,
+                 limits: DecodeLimits | None = None, skip: set[str] | None = None,
+                 task: Callable[..., np.ndarray] = prepare_array) -> None:
+        self.inputs, self.pp, self.limits, self.skip, self.task = inputs, pp, limits or DecodeLimits(), skip, task
+        self.workers, self.window = workers, max(1, window)
         self.skipped = 0
+        self.pool: DecodePool | None = None
 
-    def __iter__(self) -> Iterator[list[Input]]:
-        chunk: list[Input] = []
+    def _todo(self) -> Iterator[Input]:
         for item in self.inputs:
             if self.skip and item.path in self.skip:
                 self.skipped += 1
                 continue
-            chunk.append(item)
-            if len(chunk) == self.batch_size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+            yield item
+
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor | None, str | None]]:
+        if self.workers == 0:
+            for item in self._todo():
+                yield (item.path, *try_prepare(item, self.pp, self.limits))
+            return
+        self.pool = DecodePool(self.workers, self.limits.timeout_s)
+        clean = False
+        try:
+            pending: deque[tuple[Input, Future | None]] = deque()
+            for item in self._todo():
+                pending.append((item, None if item.error else self.pool.submit(self.task, item.path, self.pp,
+                                                                               self.limits)))
+                if len(pending) >= self.window:
+                    yield self._resolve(*pending.popleft())
+            while pending:
+                yield self._resolve(*pending.popleft())
+            clean = True
+        finally:
+            self.pool.close(wait=clean)
+
+    def _resolve(self, item: Input, future: Future | None) -> tuple[str, torch.Tensor | None, str | None]:
+        if future is None:
+            return item.path, None, item.error
+        assert self.pool is not None
+        value, error = self.pool.outcome(future)
+        return item.path, None if value is None else torch.from_numpy(value), None if error is None else error.reason
+
+
+def _batches(stream: Iterable[tuple[str, torch.Tensor | None, str | None]], size: int) -> Iterator[list]:
+    batch: list = []
+    for entry in stream:
+        batch.append(entry)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 @dataclass
@@ -99,6 +138,7 @@ class ScanSummary:
     resumed: int = 0
     seconds: float = 0.0
     model_threads: int = 0  # CPU threads the model ran on at the end (0: not on CPU)
+    replaced_workers: int = 0  # decoder processes stopped (time budget) or lost (killed) and replaced
     error_examples: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -108,15 +148,6 @@ class ScanSummary:
     @property
     def images_per_second(self) -> float:
         return self.total / self.seconds if self.seconds > 0 else 0.0
-
-
-def make_scan_loader(
-    sampler: ChunkSampler, pp: Preprocess, workers: int, device: torch.device
-) -> DataLoader:
-    return DataLoader(
-        ScanDataset(pp), batch_sampler=sampler, num_workers=workers, collate_fn=collate_scan,
-        pin_memory=device.type == "cuda", prefetch_factor=4 if workers > 0 else None,
-    )
 
 
 def score_batch(model: ScanModel, image: torch.Tensor, device: torch.device) -> np.ndarray:
@@ -175,6 +206,7 @@ def iter_record_batches(
     summary: ScanSummary | None = None,
     on_batch: Callable[[int], None] | None = None,
     threads: int | str | None = None,
+    limits: DecodeLimits | None = None,
 ) -> Iterator[list[Record]]:
     """Score `inputs`, yielding one list of records per batch, in input order.
 
@@ -182,55 +214,57 @@ def iter_record_batches(
     complete; `on_batch(n)` is called with each batch's size (progress bars).
     threads: the model's CPU threads: an int, "auto" (decided on the first batches,
     CPU with workers only) or None (leave torch's setting); restored at the end.
+    limits: the decode budgets (default DecodeLimits()).
     """
     device = torch.device(device)
     summary = summary if summary is not None else ScanSummary()
-    sampler = ChunkSampler(inputs, batch_size, skip)
-    loader = make_scan_loader(sampler, model.preprocess, workers, device)
+    stream = DecodedStream(inputs, model.preprocess, workers, batch_size + 4 * workers, limits, skip)
     model.detector.eval()
     policy = ThreadPolicy(threads, workers, device)
     try:
-        yield from _records(loader, model, device, summary, sampler, policy, on_batch)
+        yield from _records(stream, batch_size, model, device, summary, policy, on_batch)
     finally:
         policy.restore()
 
 
-def _records(loader: DataLoader, model: ScanModel, device: torch.device, summary: ScanSummary,
-             sampler: ChunkSampler, policy: ThreadPolicy,
-             on_batch: Callable[[int], None] | None) -> Iterator[list[Record]]:
-    thr, name = model.threshold, model.name
+def _records(stream: DecodedStream, batch_size: int, model: ScanModel, device: torch.device, summary: ScanSummary,
+             policy: ThreadPolicy, on_batch: Callable[[int], None] | None) -> Iterator[list[Record]]:
+    thr, name, version = model.threshold, model.name, model.version
     start = time.perf_counter()
-    for batch in loader:
-        scores: list[float | None] = [None] * len(batch["path"])
-        errors: list[str | None] = list(batch["error"])
-        if batch["good"]:
+    for batch in _batches(stream, batch_size):
+        scores: list[float | None] = [None] * len(batch)
+        errors: list[str | None] = [err for _, _, err in batch]
+        good = [i for i, (_, tensor, err) in enumerate(batch) if err is None and tensor is not None]
+        if good:
             t = time.perf_counter()
-            probs = score_batch(model, batch["image"], device)
-            policy.observe(len(batch["good"]), time.perf_counter() - t)
+            probs = score_batch(model, torch.stack([batch[i][1] for i in good]), device)
+            policy.observe(len(good), time.perf_counter() - t)
             if device.type == "cpu":
                 summary.model_threads = torch.get_num_threads()
-            for pos, p in zip(batch["good"], probs, strict=True):
+            for pos, p in zip(good, probs, strict=True):
                 if math.isfinite(p):
                     scores[pos] = float(p)
                 else:
                     errors[pos] = NON_FINITE_SCORE
         records = []
-        for path, score, err in zip(batch["path"], scores, errors, strict=True):
+        for (path, _, _), score, err in zip(batch, scores, errors, strict=True):
             if err is None and score is not None:
                 label = model.label(score)
                 summary.scored += 1
                 summary.fake += label == "fake"
                 summary.real += label == "real"
-                records.append(Record(path, score, label, thr, name, None))
+                records.append(Record(path, score, label, thr, name, None, version))
             else:
+                err = err or "not scored"
                 summary.errors += 1
                 if len(summary.error_examples) < 5:
                     summary.error_examples.append((path, str(err)))
-                records.append(Record(path, None, None, thr, name, err))
-        summary.resumed = sampler.skipped
+                records.append(Record(path, None, None, thr, name, err, version))
+        summary.resumed = stream.skipped
+        summary.replaced_workers = stream.pool.replaced if stream.pool is not None else 0
         summary.seconds = time.perf_counter() - start
         if on_batch is not None:
             on_batch(len(records))
         yield records
-    summary.resumed = sampler.skipped
+    summary.resumed = stream.skipped
     summary.seconds = time.perf_counter() - start

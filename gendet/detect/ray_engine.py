@@ -4,7 +4,7 @@ The driver expands the inputs exactly as the local engine does (gendet.detect.in
 paths already in a resumed output, and hands the rest to Ray Data, one block per batch. Ray
 Data runs two stages:
 
-1. decode (tasks, CPU): gendet's ScanDataset, i.e. ``decode_image`` + the checkpoint's eval
+1. decode (tasks, CPU): gendet's ``try_prepare``, i.e. ``decode_image`` + the checkpoint's eval
    transform, so every error reason is the local engine's, word for word;
 2. score (an actor pool; each actor loads the model once, and takes a GPU when the cluster
    has them): ``score_batch``, the local engine's batched forward.
@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from gendet.data.preprocess import Preprocess
 from gendet.detect.inputs import Input, InputStats, iter_inputs
 from gendet.detect.model import NON_FINITE_SCORE, ScanModel, load_scan_model
-from gendet.detect.pipeline import ScanDataset, ScanSummary, score_batch
+from gendet.detect.pipeline import ScanSummary, score_batch, try_prepare
 from gendet.detect.scan import ScanResult
 from gendet.detect.writers import Record, format_for, open_writer
 
@@ -88,16 +88,15 @@ def plan(options: RayOptions, device: str) -> tuple[int, float, float]:
 def decode_batch(batch: dict[str, np.ndarray], preprocess: dict[str, Any]) -> dict[str, np.ndarray]:
     """Stage 1: paths -> preprocessed images (zeros where decoding failed) + error reasons ('' = none)."""
     pp = Preprocess.from_dict(preprocess)
-    ds = ScanDataset(pp)
-    items = [ds[Input(os.fsdecode(bytes(p)), str(e) or None)] for p, e in zip(batch["path"], batch["error"],
-                                                                              strict=True)]
-    good = [it["image"] for it in items if it["error"] is None]
+    items = [try_prepare(Input(os.fsdecode(bytes(p)), str(e) or None), pp)
+             for p, e in zip(batch["path"], batch["error"], strict=True)]
+    good = [image for image, error in items if error is None]
     shape = tuple(good[0].shape) if good else (3, pp.size, pp.size)
     images = np.zeros((len(items), *shape), dtype=np.float32)
-    for i, it in enumerate(items):
-        if it["error"] is None:
-            images[i] = it["image"].numpy()
-    return {"path": batch["path"], "error": np.array([it["error"] or "" for it in items], dtype=object),
+    for i, (image, error) in enumerate(items):
+        if error is None:
+            images[i] = image.numpy()
+    return {"path": batch["path"], "error": np.array([error or "" for _, error in items], dtype=object),
             "image": images}
 
 
@@ -160,8 +159,8 @@ def _record(path: bytes, error: str, score: float, model: ScanModel) -> Record:
     if not error and not math.isfinite(score):
         error = NON_FINITE_SCORE
     if error:
-        return Record(path_str, None, None, thr, name, str(error))
-    return Record(path_str, float(score), model.label(score), thr, name, None)
+        return Record(path_str, None, None, thr, name, str(error), model.version)
+    return Record(path_str, float(score), model.label(score), thr, name, None, model.version)
 
 
 def scan_ray(
@@ -177,11 +176,16 @@ def scan_ray(
     progress: bool = False,
     stdin: BinaryIO | None = None,
     options: RayOptions | None = None,
+    force: bool = False,
 ) -> ScanResult:
-    """`gendet.detect.scan` on Ray: same inputs, same records, same files (see the module docstring)."""
+    """`gendet.detect.scan` on Ray: same inputs, same records, same files (see the module docstring).
+
+    Decode tasks apply the decode budgets' size and structure limits; the time budget is the soft one
+    (Ray tasks are not stopped mid-file)."""
     options = options or RayOptions()
     fmt = format_for(output, fmt)
-    writer, done, dropped = open_writer(output, fmt, resume=resume, overwrite=overwrite)
+    writer, state = open_writer(output, fmt, resume=resume, overwrite=overwrite, model=model.identity, force=force)
+    done = state.paths
     stats, summary = InputStats(), ScanSummary()
     bar = tqdm(unit="img", desc="detect (ray)", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     start = time.perf_counter()
@@ -208,7 +212,7 @@ def scan_ray(
 
             ray.shutdown()
     summary.seconds = time.perf_counter() - start
-    return ScanResult(summary, output, fmt, dropped, stats)
+    return ScanResult(summary, output, fmt, state.dropped_bytes, state.errors, stats)
 
 
 def _count(records: list[Record], summary: ScanSummary) -> None:

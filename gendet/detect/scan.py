@@ -10,6 +10,7 @@ from typing import BinaryIO
 import torch
 from tqdm.auto import tqdm
 
+from gendet.data.decode import DecodeLimits
 from gendet.detect.inputs import InputStats, iter_inputs
 from gendet.detect.model import ScanModel
 from gendet.detect.pipeline import ScanSummary, iter_record_batches
@@ -22,6 +23,7 @@ class ScanResult:
     output: str
     format: str
     dropped_bytes: int = 0  # a partial last record cut from a resumed file
+    earlier_errors: int = 0  # error records already in a resumed file (they count towards the exit status)
     inputs: InputStats = field(default_factory=InputStats)
 
 
@@ -39,16 +41,19 @@ def scan(
     progress: bool = False,
     stdin: BinaryIO | None = None,
     threads: int | str | None = "auto",
+    force: bool = False,
+    limits: DecodeLimits | None = None,
 ) -> ScanResult:
     """Score every input named by `specs` and stream one record per path to `output`.
 
     `specs` are files, folders, globs, "@LIST" or "-" (see gendet.detect.inputs).
     Raises writers.OutputError for an unusable output; per-file problems become
     records with an "error", never exceptions. `threads`: the model's CPU threads (int, "auto" or
-    None = torch's setting; see gendet.detect.pipeline).
+    None = torch's setting; see gendet.detect.pipeline). `force`: resume an output another model wrote.
+    `limits`: the decode budgets (default DecodeLimits()).
     """
     fmt = format_for(output, fmt)
-    writer, done, dropped = open_writer(output, fmt, resume=resume, overwrite=overwrite)
+    writer, done = open_writer(output, fmt, resume=resume, overwrite=overwrite, model=model.identity, force=force)
     stats = InputStats()
     summary = ScanSummary()
     bar = tqdm(
@@ -58,12 +63,12 @@ def scan(
         with writer:
             inputs = iter_inputs(specs, recursive=recursive, stdin=stdin, stats=stats)
             for records in iter_record_batches(
-                inputs, model, batch_size=batch_size, workers=workers, device=device, skip=done, summary=summary,
-                threads=threads,
+                inputs, model, batch_size=batch_size, workers=workers, device=device, skip=done.paths,
+                summary=summary, threads=threads, limits=limits,
             ):
                 writer.write(records)
                 bar.update(len(records))
                 bar.set_postfix(fake=summary.fake, errors=summary.errors, refresh=False)
     finally:
         bar.close()
-    return ScanResult(summary, output, fmt, dropped, stats)
+    return ScanResult(summary, output, fmt, done.dropped_bytes, done.errors, stats)

@@ -11,6 +11,13 @@ Non-UTF-8 file names (held as surrogate-escaped ``str``, see inputs.py):
 - CSV: the original bytes are written as they are (the file then is not pure UTF-8);
   read it with ``open(f, newline="", encoding="utf-8", errors="surrogateescape")`` and
   ``os.fsencode(row["path"])`` gives the exact bytes.
+
+CSV quoting: every text field is quoted (numbers are not), so a file name holding a carriage
+return, a newline or any other control character stays one field of one row for any CSV reader.
+
+Resuming: the existing records say which paths are done, which model wrote them and how many
+were errors; resuming another model's output is refused unless forced (mixed scores in one file
+would be silently incomparable).
 """
 
 from __future__ import annotations
@@ -21,11 +28,11 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-FIELDS = ("path", "score", "label", "threshold", "model", "error")
+FIELDS = ("path", "score", "label", "threshold", "model", "error", "model_version")
 FORMATS = ("jsonl", "csv")
 
 
@@ -35,7 +42,8 @@ class OutputError(Exception):
 
 @dataclass(frozen=True)
 class Record:
-    """One input's result. label is "fake"/"real", or None (with score None) when `error` is set."""
+    """One input's result. label is "fake"/"real", or None (with score None) when `error` is set.
+    model_version names the exact weights ("sha256:<12 hex>" of the weights file)."""
 
     path: str
     score: float | None
@@ -43,11 +51,13 @@ class Record:
     threshold: float
     model: str
     error: str | None = None
+    model_version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path, "score": self.score, "label": self.label,
             "threshold": self.threshold, "model": self.model, "error": self.error,
+            "model_version": self.model_version,
         }
 
 
@@ -93,9 +103,10 @@ class CsvWriter(RecordWriter):
     def __init__(self, fh: BinaryIO, owns: bool, header: bool) -> None:
         super().__init__(fh, owns)
         self._buf = io.StringIO()
-        self._csv = csv.writer(self._buf, lineterminator="\n")
-        if header:
-            self._emit([FIELDS])
+        self._csv = csv.writer(self._buf, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+        if header:  # the header stays unquoted: it is what people grep for
+            self.fh.write((",".join(FIELDS) + "\n").encode())
+            self.fh.flush()
 
     def _emit(self, rows: list[Sequence[Any]]) -> None:
         self._buf.seek(0)
@@ -105,9 +116,10 @@ class CsvWriter(RecordWriter):
         self.fh.flush()
 
     def write(self, records: Sequence[Record]) -> None:
+        # floats stay unquoted numbers (written with repr: exact round trip); None becomes ""
         self._emit([
-            [r.path, "" if r.score is None else repr(r.score), r.label or "", repr(r.threshold), r.model,
-             r.error or ""]
+            [r.path, "" if r.score is None else float(r.score), r.label or "", float(r.threshold), r.model,
+             r.error or "", r.model_version or ""]
             for r in records
         ])
 
@@ -122,7 +134,24 @@ def _lines_with_end(fh: BinaryIO) -> Iterator[tuple[bytes, int]]:
         yield line, pos
 
 
-def _scan_jsonl(fh: BinaryIO, path: Path, done: set[str]) -> int:
+@dataclass
+class ResumeState:
+    """What an existing output already holds: paths done, the models that wrote them, how many were errors,
+    and the bytes of a partial last record that were cut off."""
+
+    paths: set[str] = field(default_factory=set)
+    models: set[str] = field(default_factory=set)
+    errors: int = 0
+    dropped_bytes: int = 0
+
+    def add(self, path: str, model: object, version: object, error: object) -> None:
+        self.paths.add(path)
+        if isinstance(model, str) and model:
+            self.models.add(f"{model} {version}" if isinstance(version, str) and version else model)
+        self.errors += bool(error)
+
+
+def _scan_jsonl(fh: BinaryIO, path: Path, done: ResumeState) -> int:
     good_end = 0
     for n, (line, end) in enumerate(_lines_with_end(fh), start=1):
         if not line.strip():
@@ -134,12 +163,12 @@ def _scan_jsonl(fh: BinaryIO, path: Path, done: set[str]) -> int:
             raise OutputError(f"{path} line {n} is not valid JSON ({e}); is it a `gendet detect` output?") from None
         if not isinstance(rec, dict) or not isinstance(rec.get("path"), str):
             raise OutputError(f"{path} line {n} is not a `gendet detect` record (no \"path\")")
-        done.add(rec["path"])
+        done.add(rec["path"], rec.get("model"), rec.get("model_version"), rec.get("error"))
         good_end = end
     return good_end
 
 
-def _scan_csv(fh: BinaryIO, path: Path, done: set[str]) -> int:
+def _scan_csv(fh: BinaryIO, path: Path, done: ResumeState) -> int:
     ends: list[int] = [0]
 
     def text_lines() -> Iterator[str]:
@@ -160,48 +189,60 @@ def _scan_csv(fh: BinaryIO, path: Path, done: set[str]) -> int:
         elif len(row) != len(FIELDS):
             break  # a record cut inside a quoted multi-line field: drop it and what follows
         else:
-            done.add(row[0])
+            done.add(row[0], row[4], row[6], row[5])
         good_end = ends[0]
     return good_end
 
 
-def read_done_paths(path: str | os.PathLike, fmt: str) -> tuple[set[str], int]:
-    """Paths already recorded in an existing output; truncates a partial last record.
+def read_done_paths(path: str | os.PathLike, fmt: str) -> ResumeState:
+    """What an existing output already records; truncates a partial last record.
 
-    Returns (paths, bytes dropped). A missing or empty file gives an empty set.
+    A missing or empty file gives an empty state.
     """
     p = Path(path)
-    done: set[str] = set()
+    done = ResumeState()
     if not p.exists() or p.stat().st_size == 0:
-        return done, 0
-    with open(p, "rb") as fh:
-        good_end = _scan_jsonl(fh, p, done) if fmt == "jsonl" else _scan_csv(fh, p, done)
+        return done
+    try:
+        with open(p, "rb") as fh:
+            good_end = _scan_jsonl(fh, p, done) if fmt == "jsonl" else _scan_csv(fh, p, done)
+    except csv.Error as e:
+        raise OutputError(f"{p} is not a readable `gendet detect` CSV ({e})") from None
     size = p.stat().st_size
     if good_end < size:
         with open(p, "r+b") as fh:
             fh.truncate(good_end)
-    return done, size - good_end
+    done.dropped_bytes = size - good_end
+    return done
 
 
 def open_writer(
-    output: str, fmt: str, resume: bool = False, overwrite: bool = False
-) -> tuple[RecordWriter, set[str], int]:
-    """(writer, paths to skip, bytes dropped from a partial last record) for `output` ('-' = stdout)."""
+    output: str, fmt: str, resume: bool = False, overwrite: bool = False, model: str | None = None,
+    force: bool = False,
+) -> tuple[RecordWriter, ResumeState]:
+    """(writer, what the output already holds) for `output` ('-' = stdout).
+
+    Resuming an output with records of a model other than `model` ("NAME sha256:..." as ScanModel.identity
+    gives it) raises OutputError unless `force`.
+    """
     if output == "-":
         if resume:
             raise OutputError("--resume needs an output file (not '-')")
         fh = sys.stdout.buffer
         writer: RecordWriter = JsonlWriter(fh, False) if fmt == "jsonl" else CsvWriter(fh, False, header=True)
-        return writer, set(), 0
+        return writer, ResumeState()
     p = Path(output)
     if p.is_dir():
         raise OutputError(f"--output {p} is a directory")
-    done: set[str] = set()
-    dropped = 0
+    done = ResumeState()
     if p.exists() and not resume and not overwrite:
         raise OutputError(f"--output {p} exists: add --resume to continue it, or --overwrite to replace it")
     if resume:
-        done, dropped = read_done_paths(p, fmt)
+        done = read_done_paths(p, fmt)
+        others = sorted(done.models - {model}) if model is not None else []
+        if others and not force:
+            raise OutputError(f"--output {p} holds records of model {', '.join(others)}, not {model}: resuming would "
+                              "mix two models' scores in one file. Write to a new file, or add --force")
     p.parent.mkdir(parents=True, exist_ok=True)
     header = fmt == "csv" and (not resume or not p.exists() or p.stat().st_size == 0)
     try:
@@ -209,6 +250,6 @@ def open_writer(
     except OSError as e:
         raise OutputError(f"cannot write {p}: {e}") from None
     writer = JsonlWriter(fh, True) if fmt == "jsonl" else CsvWriter(fh, True, header=header)
-    return writer, done, dropped
+    return writer, done
 
 

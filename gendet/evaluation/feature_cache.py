@@ -27,8 +27,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from gendet.data.decode import DecodeError, decode_image
-from gendet.data.preprocess import ImageTransform, Preprocess
+from gendet.data.decode import DecodeError
+from gendet.data.preprocess import ImageTransform, Preprocess, decode_for_model
 from gendet.data.sample import Sample
 from gendet.evaluation.degradations import get_degradation
 from gendet.lazy_import import file_sha256
@@ -114,7 +114,7 @@ class _ViewDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         sha, path = self.jobs[i]
         try:
-            x = self.transform(decode_image(path), self.view.rng(sha))
+            x = self.transform(decode_for_model(path, self.transform.pp), self.view.rng(sha))
             return {"sha": sha, "image": x if x.ndim == 4 else x[None], "error": None, "path": str(path)}
         except DecodeError as e:
             return {"sha": sha, "image": None, "error": e.reason, "path": str(path)}

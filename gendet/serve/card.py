@@ -6,26 +6,12 @@ exists; any other checkpoint gets what its config.json records, and says that no
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import gendet
 from gendet.detect.model import ScanModel
-from gendet.models.checkpoint import WEIGHTS_FILE
 from gendet.report.model_card import CARD_JSON
-
-
-def weights_digest(model: ScanModel) -> str | None:
-    """'sha256:<12 hex>' of the weights file: the version that names these exact weights."""
-    path = model.checkpoint / WEIGHTS_FILE
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return f"sha256:{h.hexdigest()[:12]}"
 
 
 def read_card(model: ScanModel) -> dict[str, Any]:
@@ -49,7 +35,7 @@ def model_card(model: ScanModel) -> dict[str, Any]:
     return {
         "name": card.get("name") or cfg.get("name") or model.name,
         "model": model.name,
-        "version": weights_digest(model),
+        "version": model.version,
         "gendet_version": card.get("gendet_version") or cfg.get("gendet_version") or gendet.__version__,
         "checkpoint": model.checkpoint.name,
         "parameters": card.get("parameters", model.detector.num_parameters),

@@ -59,7 +59,7 @@ def test_folder_to_csv(capsys, ckpt, images, tmp_path) -> None:
     assert rc == 0 and "6 inputs" in err and "0 errors" in err
     with open(out_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 6 and list(rows[0]) == ["path", "score", "label", "threshold", "model", "error"]
+    assert len(rows) == 6 and list(rows[0]) == ["path", "score", "label", "threshold", "model", "error", "model_version"]
     assert all(r["label"] in ("fake", "real") and r["error"] == "" and float(r["threshold"]) == 0.65 for r in rows)
 
 
@@ -136,3 +136,31 @@ def test_model_name_picks_a_shipped_model(capsys, images) -> None:
     rc, out, _ = detect(capsys, str(images), "--model", "fast", "--workers", "0")
     recs = jsonl(out)
     assert rc == 0 and len(recs) == 6 and all(r["model"].startswith("spec") for r in recs)
+
+
+def test_resume_counts_earlier_errors_and_refuses_another_model(capsys, ckpt, images, tmp_path) -> None:
+    bad = tmp_path / "in" / "bad.png"
+    bad.parent.mkdir()
+    bad.write_text("not an image")
+    out = tmp_path / "scan.jsonl"
+    assert detect(capsys, str(bad), "--checkpoint", str(ckpt), "-o", str(out), "--workers", "0")[0] == 1
+    rc, _, err = detect(capsys, str(bad), str(images), "--checkpoint", str(ckpt), "-o", str(out), "--resume",
+                        "--workers", "0")
+    assert rc == 1 and "1 errors among the records kept from before" in err  # not 0 over the earlier failure
+    other = make_checkpoint(tmp_path / "other", threshold=0.5, seed=1)  # same architecture, other weights
+    rc, _, err = detect(capsys, str(images), "--checkpoint", str(other), "-o", str(out), "--resume")
+    assert rc == 2 and "--force" in err
+    rc, _, _ = detect(capsys, str(images), "--checkpoint", str(other), "-o", str(out), "--resume", "--force")
+    assert rc == 1  # appended (nothing new to scan); the earlier error still counts
+
+
+def test_duplicate_inputs_give_one_record_and_at_names_are_files(capsys, ckpt, images, tmp_path, monkeypatch) -> None:
+    img = sorted((images / "sub").glob("*.png"))[0]
+    at = tmp_path / "@x.png"
+    at.write_bytes(img.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = detect(capsys, str(img), str(img), str(images), "@x.png", "--checkpoint", str(ckpt),
+                          "-o", "-", "--workers", "0")
+    recs = jsonl(out)
+    assert rc == 0 and len(recs) == 7 and len({r["path"] for r in recs}) == 7
+    assert str(at) in {r["path"] for r in recs} and "2 inputs named a path already scanned" in err

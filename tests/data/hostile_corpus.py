@@ -126,3 +126,98 @@ def build_hostile_corpus(directory: str | os.PathLike) -> dict[str, Path]:
     p["dir_jpg"] = d / "x.jpg"
     p["dir_jpg"].mkdir()
     return p
+
+
+# -- the red-team files (issue: bounded decoding). Small versions by default so tests stay fast; the
+# benchmark (benchmarks/hostile_decode.py) builds them at the sizes the attacks used.
+
+def wide_png_bytes(width: int = 600_000, height: int = 1) -> bytes:
+    """A valid PNG of width x height (a couple of kB): harmless to decode, huge after a shorter-side resize."""
+    row = b"\x00" + b"\x80" * (3 * width)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(row * height, 9)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def _jpeg_segments(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each top-level segment after SOI, an SOS segment including its entropy-coded data."""
+    import re
+
+    out, pos = [], 2
+    while pos < len(data) - 1:
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            out.append((pos, pos + 2))
+            break
+        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
+        if marker == 0xDA:
+            m = re.compile(rb"\xff[^\x00\xd0-\xd7]").search(data, end)
+            end = m.start() if m else len(data)
+        out.append((pos, end))
+        pos = end
+    return out
+
+
+def many_scans_jpeg_bytes(scans: int = 20_000, size: int = 256) -> bytes:
+    """A progressive JPEG whose smallest AC scan is repeated: libjpeg walks the whole image for every copy."""
+    buf = io.BytesIO()
+    Image.fromarray(_noise(size, size)).save(buf, format="JPEG", quality=90, progressive=True)
+    data = buf.getvalue()
+    segs = _jpeg_segments(data)
+    sos = [s for s in segs if data[s[0] + 1] == 0xDA]
+
+    def spectral_start(seg: tuple[int, int]) -> int:
+        ns = data[seg[0] + 4]
+        return data[seg[0] + 5 + 2 * ns]
+
+    small = min((s for s in sos if spectral_start(s) > 0), key=lambda s: s[1] - s[0])
+    eoi = segs[-1][0]
+    return data[:eoi] + data[small[0]:small[1]] * max(0, scans - len(sos)) + data[eoi:]
+
+
+def many_markers_jpeg_bytes(markers: int = 4_000_000) -> bytes:
+    """A small JPEG preceded by `markers` empty APP1 segments (4 bytes each)."""
+    buf = io.BytesIO()
+    Image.fromarray(_noise(32, 32)).save(buf, format="JPEG", quality=90)
+    data = buf.getvalue()
+    return data[:2] + b"\xff\xe1\x00\x02" * markers + data[2:]
+
+
+def many_text_chunks_png_bytes(chunks: int = 1_000_000) -> bytes:
+    """A small PNG with `chunks` tEXt chunks before the image data."""
+    buf = io.BytesIO()
+    Image.fromarray(_noise(16, 16)).save(buf, format="PNG")
+    data = buf.getvalue()
+    text = _png_chunk(b"tEXt", b"k\x00v")
+    ihdr_end = 8 + 25
+    return data[:ihdr_end] + text * chunks + data[ihdr_end:]
+
+
+def build_redteam_corpus(directory: str | os.PathLike, scale: float = 0.001) -> dict[str, Path]:
+    """The red-team files at `scale` of the attack sizes (1.0 = as attacked; the limits refuse both).
+
+    `wide_png` stays 600000x1 at any scale (it is tiny); special files (a FIFO, a symlink loop, an input
+    named like a path list) are made too. {name: path}; every one must give an error record, fast.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    p: dict[str, Path] = {}
+    blobs = {
+        "wide_png": ("wide.png", wide_png_bytes(600_000, 1)),
+        "tall_png": ("tall.png", wide_png_bytes(1, 200_000)),
+        "many_scans_jpeg": ("scans.jpg", many_scans_jpeg_bytes(max(200, int(20_000 * scale)))),
+        "many_markers_jpeg": ("markers.jpg", many_markers_jpeg_bytes(max(2_000, int(4_000_000 * scale)))),
+        "many_text_chunks_png": ("chunks.png", many_text_chunks_png_bytes(max(5_000, int(1_000_000 * scale)))),
+    }
+    for name, (fname, data) in blobs.items():
+        p[name] = d / fname
+        p[name].write_bytes(data)
+    p["fifo"] = d / "pipe.jpg"
+    os.mkfifo(p["fifo"])
+    p["symlink_loop"] = d / "loop.jpg"
+    os.symlink(d / "loop.jpg", p["symlink_loop"])
+    return p
+
+
+REDTEAM = frozenset({"wide_png", "tall_png", "many_scans_jpeg", "many_markers_jpeg", "many_text_chunks_png",
+                     "fifo", "symlink_loop"})

@@ -115,3 +115,35 @@ def test_skip_set_and_non_finite_scores(mixed_folder, scan_model, monkeypatch) -
     monkeypatch.setattr(pipeline, "score_batch", lambda m, image, d: [float("nan")] * len(image))
     [[rec]] = list(iter_record_batches(inputs[:1], scan_model))
     assert rec.score is None and rec.label is None and "non-finite" in rec.error
+
+
+def test_a_file_that_kills_its_decoder_gets_an_error_record_and_the_scan_goes_on(tmp_path, scan_model) -> None:
+    from data import pool_tasks
+
+    from gendet.detect.pipeline import DecodedStream
+
+    paths = make_good_images(tmp_path / "imgs", 12)
+    doomed = tmp_path / "imgs" / "die.png"
+    doomed.write_bytes(paths[0].read_bytes())
+    order = [str(p) for p in paths[:5]] + [str(doomed)] + [str(p) for p in paths[5:]]
+    stream = DecodedStream([Input(p) for p in order], scan_model.preprocess, workers=2, window=6,
+                           task=pool_tasks.die_on_marker)
+    out = list(stream)
+    assert [path for path, _, _ in out] == order  # one result per input, in order
+    errors = {path: err for path, _, err in out if err is not None}
+    assert list(errors) == [str(doomed)] and "decoder process died" in errors[str(doomed)]
+    assert stream.pool is not None and stream.pool.replaced == 1
+
+
+def test_redteam_files_get_error_records_in_a_scan(tmp_path, scan_model) -> None:
+    from data.hostile_corpus import REDTEAM, build_redteam_corpus
+
+    corpus = build_redteam_corpus(tmp_path / "rt")
+    good = make_good_images(tmp_path / "rt", 3)
+    records = [r for b in iter_record_batches(iter_inputs([str(tmp_path / "rt")]), scan_model, batch_size=4,
+                                              workers=1) for r in b]
+    by_path = {r.path: r for r in records}
+    assert len(records) == len(REDTEAM) + 3
+    for name in REDTEAM:
+        assert by_path[str(corpus[name])].error, name
+    assert all(by_path[str(p)].score is not None for p in good)

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from gendet.detect import Input, iter_record_batches, load_scan_model
+from gendet.detect.model import weights_digest
 from gendet.serve import create_app
-from gendet.serve.card import weights_digest
 from serve.helpers import image_bytes
 
 FIELDS = {"name", "score", "label", "threshold", "model", "error", "status"}
@@ -86,7 +86,7 @@ def test_health_model_card_page_docs(client, serve_model) -> None:
     assert set(h["batching"]) >= {"batches", "images", "mean_batch", "max_batch_seen"}
     card = client.get("/v1/model").json()
     assert card["threshold"] == 0.65 and card["threshold_source"] == "val" and card["model"] == "tiny_cnn"
-    assert card["version"] == weights_digest(serve_model) and card["version"].startswith("sha256:")
+    assert card["version"] == weights_digest(serve_model.checkpoint) and card["version"].startswith("sha256:")
     assert card["metrics"] is None and "no evaluation metrics" in card["notes"][0]  # no card.json here
     assert card["server_limits"]["max_upload_bytes"] == 20 * 1024 * 1024 and card["max_batch"] == 32
     page = client.get("/")
