@@ -15,8 +15,10 @@ import sys
 import torch
 
 from gendet.cli.main import UsageError
+from gendet.data.decode import DecodeLimits
 from gendet.detect.model import ModelSetupError, default_checkpoint_dir, load_scan_model, resolve_device
 from gendet.serve.limits import DEFAULT_FORMATS, MB, Limits
+from gendet.serve.protocol import ConnectionGuards
 
 EPILOG = """\
 endpoints: POST /v1/detect (multipart files, or JSON {"images": [base64, ...]}; ?explain=true adds a heat map
@@ -68,7 +70,25 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     g.add_argument("--max-images", type=int, default=Limits.max_images, help="images per request (413)")
     g.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
                    help="accepted Pillow formats, comma-separated (others: 415)")
-    g.add_argument("--max-queue", type=int, default=Limits.max_queue, help="images waiting for the model (503)")
+    g.add_argument("--max-queue", type=int, default=Limits.max_queue,
+                   help="images in the pipeline: decoding, waiting for the model, being scored (503 + Retry-After)")
+    g.add_argument("--max-requests", type=int, default=Limits.max_requests,
+                   help="requests being read or processed at once (503 + Retry-After)")
+    g.add_argument("--max-explain-queue", type=int, default=Limits.max_explain_queue,
+                   help="?explain=true images waiting for or getting an explanation (503 + Retry-After)")
+    g.add_argument("--decode-workers", type=int, default=None,
+                   help="decoder processes per server worker (default: CPU cores, at least 2)")
+    g.add_argument("--decode-limit", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a decode budget, as in `gendet detect` (e.g. timeout_s=5); max_pixels and the byte "
+                   "cap come from --max-pixels and --max-upload-mb")
+    g = p.add_argument_group("connections")
+    g.add_argument("--header-timeout", type=float, default=ConnectionGuards.header_timeout_s,
+                   help="seconds a client has to send its request headers (then 408 and closed)")
+    g.add_argument("--body-timeout", type=float, default=ConnectionGuards.body_timeout_s,
+                   help="seconds a client has to send its request body (then 408 and closed)")
+    g.add_argument("--max-connections", type=int, default=ConnectionGuards.max_connections,
+                   help="open connections per worker; when full, the one waiting longest for its headers is "
+                   "closed, else the new one gets 503")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return p
 
@@ -86,13 +106,37 @@ def is_loopback(host: str) -> bool:
 def build_limits(args: argparse.Namespace) -> Limits:
     try:
         return Limits(max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=args.max_pixels,
-                      max_images=args.max_images, max_queue=args.max_queue,
+                      max_images=args.max_images, max_queue=args.max_queue, max_requests=args.max_requests,
+                      max_explain_queue=args.max_explain_queue, decode=DecodeLimits.from_pairs(args.decode_limit),
                       formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()))
     except ValueError as e:
         raise UsageError(str(e)) from None
 
 
+def build_guards(args: argparse.Namespace) -> ConnectionGuards:
+    try:
+        return ConnectionGuards(args.header_timeout, args.body_timeout, args.max_connections)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft limit on open files to the hard one (servers hold one per connection); returns it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def _check(args: argparse.Namespace) -> tuple[Limits, str | None]:
+    args.host = args.host.strip("[]")  # [::1] is how URLs write it; the socket wants ::1
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
     if args.workers < 1:
@@ -103,6 +147,8 @@ def _check(args: argparse.Namespace) -> tuple[Limits, str | None]:
         raise UsageError(f"--max-batch must be >= 1, got {args.max_batch}")
     if args.batch_wait_ms < 0:
         raise UsageError(f"--batch-wait-ms must be >= 0, got {args.batch_wait_ms}")
+    if args.decode_workers is not None and args.decode_workers < 1:
+        raise UsageError(f"--decode-workers must be >= 1, got {args.decode_workers}")
     limits = build_limits(args)
     api_key = args.api_key or os.environ.get("GENDET_API_KEY") or None
     if not is_loopback(args.host) and api_key is None and not args.insecure:
@@ -115,8 +161,10 @@ def _check(args: argparse.Namespace) -> tuple[Limits, str | None]:
 
 def run(args: argparse.Namespace) -> int:
     limits, api_key = _check(args)
+    guards = build_guards(args)
     import uvicorn
 
+    from gendet.serve import protocol
     from gendet.serve.app import API_KEY_ENV, SETTINGS_ENV, create_app
 
     try:
@@ -125,7 +173,14 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ModelSetupError) as e:
         raise UsageError(str(e)) from None
     settings = {"device": str(device), "threshold": args.threshold, "limits": limits.to_dict(),
-                "batch_wait_ms": args.batch_wait_ms, "max_batch": args.max_batch}
+                "batch_wait_ms": args.batch_wait_ms, "max_batch": args.max_batch,
+                "decode_workers": args.decode_workers}
+    protocol.configure(guards)
+    open_files = raise_open_file_limit()
+    if open_files < guards.max_connections + 64:
+        print(f"gendet serve: warning: only {open_files} open files allowed; --max-connections "
+              f"{guards.max_connections} may not be reachable (ulimit -n)", file=sys.stderr)
+    server_options = {"http": protocol.GuardedHttpToolsProtocol.PATH, "timeout_keep_alive": 5}
     shown = "localhost" if args.host in ("127.0.0.1", "::1") else args.host
     print(f"gendet serve: http://{shown}:{args.port}/ (API docs /docs), model {model.name} on {device}, "
           f"threshold {model.threshold:.4g}, {args.workers} worker(s), "
@@ -135,13 +190,13 @@ def run(args: argparse.Namespace) -> int:
     if args.workers == 1:
         torch.set_num_threads(threads)
         app = create_app(model=model, api_key=api_key, **settings)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **server_options)
         return 0
     # Worker processes import the app themselves: settings travel in the environment.
-    settings.update(checkpoint=str(model.checkpoint), torch_threads=threads)
+    settings.update(checkpoint=str(model.checkpoint), torch_threads=threads, guards=guards.to_dict())
     os.environ[SETTINGS_ENV] = json.dumps(settings)
     if api_key:
         os.environ[API_KEY_ENV] = api_key
     uvicorn.run("gendet.serve.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level)
+                workers=args.workers, log_level=args.log_level, **server_options)
     return 0

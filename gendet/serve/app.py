@@ -1,9 +1,11 @@
 """The FastAPI app behind `gendet serve`: POST /v1/detect, GET /v1/model, GET /health, the page at /.
 
 `create_app(...)` builds it; the model is loaded once in the lifespan (or passed in already
-loaded), scored through the batching queue, and explained per request in the model thread.
-Every client mistake becomes a 4xx with a reason (`ClientError`); only a genuine server bug
-reaches the catch-all handler, which logs it and answers 500.
+loaded), uploads are decoded in decoder processes, scored through the batching queue, and
+explained per request in the model thread. Every client mistake becomes a 4xx with a reason
+(`ClientError`), a full pipeline a 503 with Retry-After (`Admission`); a request whose client has
+gone is cancelled (its decodes, queued images and explanations are dropped). Only a genuine server
+bug reaches the catch-all handler, which logs it and answers 500.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from fastapi.staticfiles import StaticFiles
 
 import gendet
 from gendet.detect.model import NON_FINITE_SCORE, ScanModel, load_scan_model, resolve_device
+from gendet.serve.admission import Admission
 from gendet.serve.batching import BatchQueue, QueueFull
 from gendet.serve.card import model_card
 from gendet.serve.inference import ServedModel, Upload
@@ -55,6 +58,8 @@ class ServerState:
     card: dict[str, Any]
     explain_slots: asyncio.Semaphore
     started: float
+    admission: Admission
+    cancelled: int = 0  # requests whose client left before the answer
 
     @property
     def model(self) -> ScanModel:
@@ -82,26 +87,63 @@ async def _score(st: ServerState, up: Upload, explain: bool) -> dict[str, Any]:
     """One image's result dict; a bad image gives its error and 4xx status instead of raising."""
     m = st.model
     out: dict[str, Any] = {"name": up.name, "score": None, "label": None, "threshold": m.threshold,
-                           "model": m.name, "error": None, "status": 200}
+                           "model": m.name, "model_version": m.version, "error": None, "status": 200}
     loop = asyncio.get_running_loop()
+    start = time.perf_counter()
     try:
-        image, tensor = await loop.run_in_executor(st.served.decode_pool, st.served.prepare, up, st.limits)
+        image, tensor = await st.served.prepare(up, st.limits, keep_image=explain)
+        up.data = b""  # decoded: the upload's bytes are no longer needed while it waits for the model
         score = await st.queue.submit(tensor)
     except ClientError as e:
         return {**out, "error": e.reason, "status": e.status}
     except QueueFull as e:
         return {**out, "error": str(e), "status": 503}
+    st.admission.timed_image(time.perf_counter() - start)
     if not math.isfinite(score):
         return {**out, "error": NON_FINITE_SCORE, "status": 500}
     out.update(score=score, label=m.label(score))
-    if explain:
+    if explain and image is not None:
         async with st.explain_slots:  # explanations are ~20 forwards each: a few at a time, in the model thread
+            t = time.perf_counter()
             try:
                 out["explanation"] = await loop.run_in_executor(st.served.model_pool, st.served.explain, image)
             except Exception as e:  # noqa: BLE001 - the verdict stands even if its explanation fails
                 log.exception("explanation failed for %s", up.name)
                 out["explanation_error"] = f"{type(e).__name__}: {e}"
+            st.admission.timed_explain(time.perf_counter() - t)
     return out
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read, so the next message is the disconnect)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _detect(st: ServerState, request: Request, explain: bool) -> JSONResponse | None:
+    """The results, or None when the client left first (its work is cancelled)."""
+    uploads = await read_uploads(request, st.limits)
+    with st.admission.work(len(uploads), explain):
+        work = asyncio.ensure_future(asyncio.gather(*(_score(st, up, explain) for up in uploads)))
+        gone = asyncio.ensure_future(_client_gone(request))
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not work.done():
+            work.cancel()
+            st.cancelled += 1
+            log.info("client left: cancelled a request of %d image(s)", len(uploads))
+            return None
+        results = work.result()
+    body: dict[str, Any] = {"results": results}
+    status = 200
+    if all(r["error"] is not None for r in results):
+        status, body["detail"] = results[0]["status"], results[0]["error"]
+    headers = {"Retry-After": str(max(1, math.ceil(st.admission.image_s)))} if status == 503 else None
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def create_app(
@@ -114,27 +156,29 @@ def create_app(
     api_key: str | None = None,
     batch_wait_ms: float = 5.0,
     max_batch: int = 32,
-    decode_threads: int | None = None,
+    decode_workers: int | None = None,
     max_explain: int = 1,
 ) -> FastAPI:
     """The gendet HTTP app. `model` (already loaded) wins over `checkpoint` (None = the shipped default).
 
     `api_key`: required on /v1/* when set (X-API-Key or Bearer). `max_batch=1` disables batching.
+    `decode_workers`: decoder processes (default: CPU cores, at least 2).
     """
     limits = Limits(**limits) if isinstance(limits, dict) else limits or Limits()
-    decode_threads = decode_threads or max(2, os.cpu_count() or 1)
+    decode_workers = decode_workers or max(2, os.cpu_count() or 1)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         dev = resolve_device(device)
         scan_model = model if model is not None else load_scan_model(checkpoint, dev, threshold)
-        served = ServedModel(scan_model, dev, decode_threads=decode_threads)
+        served = ServedModel(scan_model, dev, decode_workers=decode_workers,
+                             decode_timeout_s=limits.decode.timeout_s)
         await asyncio.get_running_loop().run_in_executor(served.model_pool, served.warm_up)
         queue = BatchQueue(served.run_batch, served.model_pool, max_batch=max_batch, wait_ms=batch_wait_ms,
                            max_queue=limits.max_queue)
         queue.start()
         app.state.gendet = ServerState(served, queue, limits, api_key or None, model_card(scan_model),
-                                       asyncio.Semaphore(max(1, max_explain)), time.monotonic())
+                                       asyncio.Semaphore(max(1, max_explain)), time.monotonic(), Admission(limits))
         log.info("gendet serve: model %s on %s, threshold %.4g", scan_model.name, dev, scan_model.threshold)
         try:
             yield
@@ -154,7 +198,9 @@ def create_app(
         """Liveness, plus the batching counters (mean batch size under load)."""
         st = _state(request)
         return {"status": "ok", "model": st.model.name, "device": str(st.served.device), "queue": st.queue.depth,
-                "uptime_s": round(time.monotonic() - st.started, 1), "batching": st.queue.stats.to_dict()}
+                "uptime_s": round(time.monotonic() - st.started, 1), "batching": st.queue.stats.to_dict(),
+                "pipeline": {**st.admission.to_dict(), "cancelled": st.cancelled,
+                             "decoders_replaced": st.served.decode_pool.replaced}}
 
     @app.get("/v1/model", dependencies=auth, tags=["detect"], responses={401: ERROR_RESPONSES[401]})
     async def model_info(request: Request) -> dict[str, Any]:
@@ -169,13 +215,10 @@ def create_app(
         carries its own error and status. When none was, the status is the first image's (4xx) and `detail`
         its reason. `?explain=true` adds a heat map (base64 PNG) and the evidence text per image."""
         st = _state(request)
-        uploads = await read_uploads(request, st.limits)
-        results = await asyncio.gather(*(_score(st, up, explain) for up in uploads))
-        body: dict[str, Any] = {"results": results}
-        status = 200
-        if all(r["error"] is not None for r in results):
-            status, body["detail"] = results[0]["status"], results[0]["error"]
-        return JSONResponse(body, status_code=status)
+        with st.admission.request():
+            response = await _detect(st, request, explain)
+        # 499 (nginx's "client closed request"): nobody reads it, but the access log says what happened
+        return response if response is not None else JSONResponse({"detail": "client closed the request"}, 499)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -198,8 +241,10 @@ def add_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, exc: ClientError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def server_bug(request: Request, exc: Exception) -> JSONResponse:
@@ -209,6 +254,9 @@ def add_handlers(app: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for `gendet serve --workers N`: kwargs from $GENDET_SERVE_SETTINGS, key from $GENDET_API_KEY."""
+    from gendet.serve import protocol
+
     settings = json.loads(os.environ.get(SETTINGS_ENV, "{}"))
     torch.set_num_threads(int(settings.pop("torch_threads", torch.get_num_threads())))
+    protocol.configure(protocol.ConnectionGuards(**settings.pop("guards", {})))
     return create_app(**settings, api_key=os.environ.get(API_KEY_ENV) or None)

@@ -1,11 +1,15 @@
-"""The served model: upload -> tensor (the same transform as `gendet detect`), batched scores, explanations.
+"""The served model: upload -> tensor (the same decoder and transform as `gendet detect`), batched scores,
+explanations.
 
 All model work runs in one dedicated thread (`model_pool`), batches and explanations alike, so the
-detector is never used by two threads at once; decoding runs in a separate small pool.
+detector is never used by two threads at once. Decoding runs in decoder processes (`DecodePool`):
+an upload that runs past the decode time budget or kills its process costs only itself (422), and
+decoding a cancelled request stops with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import math
@@ -17,12 +21,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gendet.data.preprocess import ImageTransform
+from gendet.data.decode import DecodeError, DecodeLimits
+from gendet.data.decode_pool import DecodePool
+from gendet.data.preprocess import (
+    GeometryPlan,
+    ImageTransform,
+    Preprocess,
+    apply_plan,
+    decode_for_model,
+    plan_geometry,
+)
 from gendet.detect.model import ScanModel
 from gendet.detect.pipeline import score_batch
 from gendet.explain.evidence import explain_image
 from gendet.explain.overlay import heatmap_png
-from gendet.serve.limits import ClientError, Limits, decode_upload
+from gendet.serve.limits import Limits, check_upload, upload_error
 
 
 @dataclass
@@ -42,32 +55,66 @@ def png_base64(img: Image.Image | np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-class ServedModel:
-    """A ScanModel plus the thread pools and transforms the server uses."""
+def model_scale_image(image: Image.Image, pp: Preprocess) -> Image.Image:
+    """What explanation needs of a decoded image: for a resizing model, the image after its shorter-side
+    resize (the same pixels `gendet detect` crops from, a fraction of a large upload's memory); for a
+    crop-only model, all of it (its crops read native pixels)."""
+    plan = plan_geometry(image.size, pp, None)
+    if plan.resize_to is None:
+        return image
+    return apply_plan(image, GeometryPlan(plan.resize_to, (0, 0, 0, 0), plan.pad_mode, (0, 0, *plan.resize_to)))
 
-    def __init__(self, model: ScanModel, device: torch.device, decode_threads: int = 2,
-                 explain_grid: int = 4, explain_top: int = 3) -> None:
+
+def prepare_upload(data: bytes, pp: Preprocess, limits: DecodeLimits, formats: tuple[str, ...],
+                   keep_image: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """In a decoder process: bytes -> (model input as an array, the model-scale RGB image if `keep_image`).
+
+    Raises DecodeError; arrays travel back by value (see gendet.detect.pipeline.prepare_array)."""
+    image = decode_for_model(data, pp, limits, formats=formats)
+    try:
+        # eval transforms draw no random numbers; the rng only fills the call signature
+        tensor = ImageTransform(pp, train=False)(image, np.random.default_rng(0))
+    except Exception as e:  # noqa: BLE001 - an image the transform cannot take is still the upload's problem
+        raise DecodeError(f"preprocessing failed: {type(e).__name__}: {e}") from None
+    kept = np.asarray(model_scale_image(image, pp)) if keep_image else None
+    return tensor.numpy(), kept
+
+
+class ServedModel:
+    """A ScanModel plus the model thread and the decoder processes the server uses."""
+
+    def __init__(self, model: ScanModel, device: torch.device, decode_workers: int = 2,
+                 explain_grid: int = 4, explain_top: int = 3, decode_timeout_s: float = 10.0) -> None:
         self.model, self.device = model, device
-        self.transform = ImageTransform(model.preprocess, train=False)
         self.model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gendet-model")
-        self.decode_pool = ThreadPoolExecutor(max_workers=max(1, decode_threads), thread_name_prefix="gendet-decode")
+        self.decode_pool = DecodePool(max(1, decode_workers), decode_timeout_s)
         self.explain_grid = min(explain_grid, model.preprocess.size)
         self.explain_top = explain_top
 
     def close(self) -> None:
         self.model_pool.shutdown(wait=True, cancel_futures=True)
-        self.decode_pool.shutdown(wait=True, cancel_futures=True)
+        self.decode_pool.close(wait=False)
 
-    # -- decode pool ---------------------------------------------------------
-    def prepare(self, upload: Upload, limits: Limits) -> tuple[Image.Image, torch.Tensor]:
-        """Decode and transform one upload; ClientError (4xx) for anything wrong with it."""
-        image = decode_upload(upload.data, limits, upload.name, upload.content_type)
+    # -- decoder processes ---------------------------------------------------
+    async def prepare(self, upload: Upload, limits: Limits, keep_image: bool) -> tuple[Image.Image | None,
+                                                                                        torch.Tensor]:
+        """Decode and transform one upload in a decoder process; ClientError (4xx) for anything wrong with it.
+        Cancelling the caller stops the decode (its process is replaced)."""
+        check_upload(upload.data, limits, upload.name, upload.content_type)
+        future = self.decode_pool.submit(prepare_upload, upload.data, self.model.preprocess, limits.decode_limits,
+                                         limits.formats, keep_image)
         try:
-            # eval transforms draw no random numbers; the rng only fills the call signature
-            tensor = self.transform(image, np.random.default_rng(0))
-        except Exception as e:  # noqa: BLE001 - an image the transform cannot take is still the upload's problem
-            raise ClientError(400, f"{upload.name}: preprocessing failed: {type(e).__name__}: {e}") from None
-        return image, tensor
+            await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception:  # noqa: BLE001 - outcome() below turns every failure into its reason
+            pass
+        value, error = self.decode_pool.outcome(future)
+        if error is not None:
+            raise upload_error(error, upload.name)
+        array, kept = value
+        return (None if kept is None else Image.fromarray(kept)), torch.from_numpy(array)
 
     # -- model pool ----------------------------------------------------------
     def run_batch(self, batch: torch.Tensor) -> np.ndarray:

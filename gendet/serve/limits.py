@@ -1,19 +1,32 @@
-"""What the server accepts, and the checks that turn a bad upload into a clear 4xx instead of a 500.
+"""What the server accepts, and the checks that turn a bad upload into a clear 4xx (or 503) instead of a 500.
 
-Order for one uploaded file: declared content type (415) -> size (413) -> header sniff: is it an
-image at all (415), an allowed format (415), within the pixel limit (413) -> full decode through
-`gendet.data.decode.decode_image` (400 with the decoder's reason). The sniff reads only the header
-(Pillow's lazy open), so a decompression bomb is refused before a single pixel is allocated.
+Order for one uploaded file: declared content type (415) -> size (413) -> then, in a decoder
+process, `gendet.data.decode.decode_image` with the server's `DecodeLimits`: not an image (415),
+a format not accepted (415), too many pixels (413), a structure or aspect limit, a decode that
+ran out of time or killed its process (422), corrupt data (400). The file is parsed once, and the
+size and structure checks run before a single pixel is allocated.
+
+Back-pressure: requests in the pipeline (`max_requests`), images in it (`max_queue`) and
+explanations waiting (`max_explain_queue`) are bounded; past a bound the answer is 503 with
+Retry-After, never unbounded memory or latency.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass, field
 
-from PIL import Image, UnidentifiedImageError
-
-from gendet.data.decode import DecodeError, decode_image
+from gendet.data.decode import (
+    CORRUPT,
+    FORMAT,
+    LIMIT,
+    NOT_IMAGE,
+    TIMEOUT,
+    TOO_LARGE,
+    UNREADABLE,
+    WORKER_DIED,
+    DecodeError,
+    DecodeLimits,
+)
 
 MB = 1024 * 1024
 # Pillow format names. MPO is what Pillow calls the multi-picture JPEGs many phone cameras write.
@@ -23,11 +36,21 @@ NEUTRAL_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"
 
 
 class ClientError(Exception):
-    """A request or upload the server refuses: `status` is a 4xx code, `reason` is shown to the user."""
+    """A request or upload the server refuses: `status` is a 4xx code (or 503 when busy), `reason` is shown
+    to the user, `retry_after` (seconds) goes into a Retry-After header."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.retry_after = status, reason, retry_after
+
+
+# DecodeError kind -> HTTP status
+STATUS_BY_KIND = {NOT_IMAGE: 415, FORMAT: 415, TOO_LARGE: 413, LIMIT: 422, TIMEOUT: 422, WORKER_DIED: 422,
+                  CORRUPT: 400, UNREADABLE: 400}
+
+
+def upload_error(e: DecodeError, name: str) -> ClientError:
+    return ClientError(STATUS_BY_KIND.get(e.kind, 400), f"{name}: {e.reason}")
 
 
 @dataclass(frozen=True)
@@ -36,18 +59,28 @@ class Limits:
 
     max_upload_bytes: image bytes in one request (all files together; base64 counted decoded).
     max_pixels: width x height of one image. max_images: files in one request.
-    formats: Pillow format names accepted. max_queue: images waiting for the model before
-    new ones get 503 (back-pressure instead of unbounded memory).
+    formats: Pillow format names accepted. max_queue: images in the pipeline (decoding, waiting for
+    the model, being scored) before new requests get 503. max_requests: requests being read or
+    processed at once (each may hold a body of up to max_body_bytes) before 503.
+    max_explain_queue: ?explain=true images waiting for or getting an explanation before 503.
+    decode: the decode budgets (time, structure, aspect ratio; max_pixels and the byte cap above
+    override its own).
     """
 
     max_upload_bytes: int = 20 * MB
     max_pixels: int = 40_000_000
     max_images: int = 16
     formats: tuple[str, ...] = field(default=DEFAULT_FORMATS)
-    max_queue: int = 1024
+    max_queue: int = 128
+    max_requests: int = 32
+    max_explain_queue: int = 4
+    decode: DecodeLimits = field(default_factory=DecodeLimits)
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "max_images", "max_queue"):
+        if isinstance(self.decode, dict):
+            object.__setattr__(self, "decode", DecodeLimits(**self.decode))
+        for name in ("max_upload_bytes", "max_pixels", "max_images", "max_queue", "max_requests",
+                     "max_explain_queue"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         formats = tuple(f.upper() for f in self.formats)
@@ -59,6 +92,12 @@ class Limits:
     def max_body_bytes(self) -> int:
         """The raw request body cap: base64 (JSON) needs 4/3 of the image bytes, plus room for headers/fields."""
         return self.max_upload_bytes * 4 // 3 + 64 * 1024
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        """The decode budgets with this server's pixel and byte caps."""
+        return DecodeLimits(**{**self.decode.to_dict(), "max_pixels": self.max_pixels,
+                               "max_file_bytes": self.max_upload_bytes})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,38 +111,10 @@ def check_declared_type(content_type: str | None, name: str) -> None:
     raise ClientError(415, f"{name}: declared content type {declared!r} is not an image type")
 
 
-def sniff(data: bytes, limits: Limits, name: str) -> tuple[str, tuple[int, int]]:
-    """(Pillow format, (w, h)) from the header only; ClientError for non-images, other formats, too many pixels."""
+def check_upload(data: bytes, limits: Limits, name: str, content_type: str | None = None) -> None:
+    """The checks that need no decoding: declared type (415), empty (400), byte size (413)."""
+    check_declared_type(content_type, name)
     if not data:
         raise ClientError(400, f"{name}: empty upload (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            fmt, size = str(img.format or "").upper(), img.size
-    except UnidentifiedImageError:
-        raise ClientError(415, f"{name}: not a recognised image format") from None
-    except Image.DecompressionBombError:
-        raise ClientError(413, f"{name}: image too large (decompression bomb refused; limit "
-                               f"{limits.max_pixels} pixels)") from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError) as e:
-        raise ClientError(400, f"{name}: cannot read the image header: {type(e).__name__}: {e}") from None
-    if fmt not in limits.formats:
-        raise ClientError(415, f"{name}: format {fmt or 'unknown'} is not accepted "
-                               f"(accepted: {', '.join(limits.formats)})")
-    w, h = size
-    if w * h > limits.max_pixels:
-        raise ClientError(413, f"{name}: image too large: {w}x{h} pixels exceeds the limit of {limits.max_pixels}")
-    return fmt, size
-
-
-def decode_upload(data: bytes, limits: Limits, name: str, content_type: str | None = None) -> Image.Image:
-    """One uploaded file -> 8-bit RGB (the same decoder as everywhere in gendet), or ClientError (4xx)."""
-    check_declared_type(content_type, name)
     if len(data) > limits.max_upload_bytes:
         raise ClientError(413, f"{name}: {len(data)} bytes exceeds the upload limit of {limits.max_upload_bytes}")
-    sniff(data, limits, name)
-    try:
-        return decode_image(data, max_pixels=limits.max_pixels)
-    except DecodeError as e:
-        raise ClientError(400, f"{name}: {e.reason}") from None
-    except Exception as e:  # noqa: BLE001 - a Pillow failure the decoder does not list is still the upload's fault
-        raise ClientError(400, f"{name}: cannot decode: {type(e).__name__}: {e}") from None

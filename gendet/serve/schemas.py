@@ -36,6 +36,7 @@ class DetectResult(BaseModel):
     label: str | None = Field(description="'fake' iff score >= threshold, else 'real'; null on error")
     threshold: float
     model: str
+    model_version: str | None = Field(None, description="sha256:<12 hex> of the weights file")
     error: str | None = Field(description="why this image was not scored, else null")
     status: int = Field(description="200, or the 4xx/5xx this image alone would get")
     explanation: Explanation | None = None
@@ -58,6 +59,8 @@ class Health(BaseModel):
     queue: int
     uptime_s: float
     batching: dict[str, Any]
+    pipeline: dict[str, Any] = Field(description="requests, images and explanations in the pipeline; rejected (503), "
+                                     "cancelled (client left) and decoder processes replaced so far")
 
 
 _B64_IMAGE = {"type": "string", "format": "byte", "description": "base64 image bytes (a data: URL is accepted)"}

@@ -94,6 +94,8 @@ async def _json(request: Request, limits: Limits) -> list[Upload]:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise ClientError(400, f"invalid JSON body: {e}") from None
+    except RecursionError:  # e.g. {"images": [[[[... a few thousand deep: the parser's stack, not the server's bug
+        raise ClientError(400, "invalid JSON body: nested too deeply") from None
     if not isinstance(doc, dict) or ("images" not in doc and "image" not in doc):
         raise ClientError(400, 'JSON body must be an object with "images": [base64, ...] (or "image": base64)')
     items = doc["images"] if "images" in doc else [doc["image"]]

@@ -154,3 +154,20 @@ def test_real_start_serves_page_and_api(ckpt) -> None:
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def test_bracketed_ipv6_loopback_reaches_uvicorn_unbracketed_with_the_guards(uvicorn_calls, ckpt) -> None:
+    from gendet.serve import protocol
+
+    rc = main(["serve", "--checkpoint", str(ckpt), "--host", "[::1]", "--header-timeout", "3",
+               "--max-connections", "100", "--max-requests", "7", "--decode-limit", "timeout_s=4"])
+    (args, kw), = uvicorn_calls
+    assert rc == 0 and kw["host"] == "::1" and kw["http"] == protocol.GuardedHttpToolsProtocol.PATH
+    assert protocol.current().header_timeout_s == 3 and protocol.current().max_connections == 100
+    protocol.configure(protocol.ConnectionGuards())
+
+
+@pytest.mark.parametrize("extra", [["--decode-limit", "nope=1"], ["--header-timeout", "0"],
+                                   ["--max-requests", "0"], ["--decode-workers", "0"]])
+def test_bad_guard_options_are_usage_errors(uvicorn_calls, ckpt, capsys, extra) -> None:
+    assert main(["serve", "--checkpoint", str(ckpt), *extra]) == 2 and not uvicorn_calls

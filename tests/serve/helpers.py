@@ -29,7 +29,10 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
 @contextlib.contextmanager
 def running_server(app: FastAPI, timeout: float = 60.0) -> Iterator[str]:
     """Serve `app` with uvicorn in a thread on 127.0.0.1 (port chosen by the OS); yields the base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    from gendet.serve.protocol import GuardedHttpToolsProtocol
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                           http=GuardedHttpToolsProtocol))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
