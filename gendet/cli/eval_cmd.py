@@ -32,8 +32,9 @@ from gendet.evaluation.protocol import (
     write_predictions_csv,
 )
 from gendet.evaluation.text_metrics import explanation_report
+from gendet.io import atomic_write_text
 from gendet.models.base import Detector
-from gendet.models.checkpoint import CheckpointError, atomic_write_text, load_checkpoint
+from gendet.models.checkpoint import CheckpointError, load_checkpoint
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -103,12 +104,12 @@ def _load(args: argparse.Namespace) -> tuple[Detector, dict[str, Any], Preproces
         raise UsageError(f"--checkpoint {ckpt}: not a directory")
     try:
         detector, config = load_checkpoint(ckpt, args.device)
-    except (CheckpointError, KeyError, TypeError) as e:  # KeyError/TypeError: unknown model or config keys
+        if config.get("preprocess"):
+            pp = Preprocess.from_dict(config["preprocess"])
+        else:
+            pp = detector.preprocess(config.get("align", "jpeg"))
+    except (CheckpointError, KeyError, TypeError, ValueError) as e:  # KeyError/TypeError: unknown model/config keys
         raise UsageError(f"cannot load checkpoint {ckpt}: {e}") from None
-    if config.get("preprocess"):
-        pp = Preprocess.from_dict(config["preprocess"])
-    else:
-        pp = detector.preprocess(config.get("align", "jpeg"))
     trained_align = pp.align
     if args.align is not None and args.align != trained_align:
         print(

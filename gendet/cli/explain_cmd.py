@@ -18,7 +18,7 @@ from gendet.data.preprocess import decode_for_model
 from gendet.detect.model import ModelSetupError, default_checkpoint_dir, load_scan_model, resolve_device
 from gendet.explain.evidence import OCCLUSION_MODES, explain_image
 from gendet.explain.overlay import save_figure
-from gendet.models.checkpoint import atomic_write_text
+from gendet.io import atomic_write_text
 
 EPILOG = """\
 per image: OUT/<stem>_explain.png and OUT/<stem>_explain.json (a repeated stem gets -2, -3, ...).

@@ -8,7 +8,7 @@ from pathlib import Path
 from gendet.cli.main import UsageError
 from gendet.data.preprocess import ALIGN_MODES, DEFAULT_JPEG_QUALITY
 from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
-from gendet.models.import_weights import FORMATS, import_weights
+from gendet.models.import_weights import FORMATS, import_weights, trust_torchscript
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -29,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    help="format alignment recorded for evaluating the imported model")
     p.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY)
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="load TorchScript archives (e.g. OpenAI's CLIP .pt); this runs code stored in the file, "
+                   "so only for files from a source you trust. Default: refused")
     return p
 
 
@@ -48,10 +51,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.overwrite and any((out / f).exists() for f in (WEIGHTS_FILE, CONFIG_FILE)):
         raise UsageError(f"--out {out} already holds a checkpoint; pass --overwrite to replace it")
     try:
-        det, path = import_weights(
-            args.fmt, src, out, clip_weights=args.clip_weights, clip_model=args.clip_model,
-            align=args.align, jpeg_quality=args.jpeg_quality,
-        )
+        with trust_torchscript(args.trust_torchscript):
+            det, path = import_weights(
+                args.fmt, src, out, clip_weights=args.clip_weights, clip_model=args.clip_model,
+                align=args.align, jpeg_quality=args.jpeg_quality,
+            )
     except (CheckpointError, ValueError) as e:
         raise UsageError(f"cannot import {src} as {args.fmt}:\n{e}") from None
     print(f"imported {src} ({args.fmt}) as gendet detector {det.name!r} "

@@ -15,6 +15,7 @@ from gendet.cli.main import UsageError
 from gendet.data.preprocess import ALIGN_MODES, DEFAULT_JPEG_QUALITY
 from gendet.models import create_detector, list_detectors
 from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
+from gendet.models.import_weights import trust_torchscript
 
 if TYPE_CHECKING:
     from gendet.training.trainer import TrainConfig
@@ -68,6 +69,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--amp", default="auto", choices=AMP_CHOICES, help="auto = bf16 autocast on CUDA, off on CPU")
     p.add_argument("--weights", default=None, help="local file with pretrained backbone weights")
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="allow --weights to be a TorchScript archive (loading one runs code stored in it)")
     p.add_argument("--align", default="jpeg", choices=ALIGN_MODES, help="format alignment of real and fake")
     p.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY)
     p.add_argument("--holdout", type=float, default=0.1, help="fraction of train held out for validation")
@@ -291,7 +294,8 @@ def _run(args: argparse.Namespace, dist_info: Any, device: str) -> int:
         raise UsageError(f"cannot build {args.model!r}: {e}") from None
     if args.weights and not args.resume:
         try:
-            detector.load_backbone_weights(args.weights)
+            with trust_torchscript(args.trust_torchscript):
+                detector.load_backbone_weights(args.weights)
         except (ValueError, CheckpointError, OSError, RuntimeError) as e:
             raise UsageError(f"cannot load --weights {args.weights}: {e}") from None
         say(f"backbone weights loaded from {args.weights}")

@@ -59,6 +59,19 @@ class Preprocess:
     train_crop_scale: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
+        # configs come from JSON files people edit: wrong types get a message, not a TypeError deep inside
+        for name, kind in (("size", int), ("resize", bool), ("jpeg_quality", int), ("crops", int)):
+            value = getattr(self, name)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ValueError(f"preprocess {name} must be {kind.__name__}, got {value!r}")
+        for name in ("mean", "std", "train_crop_scale"):
+            value = getattr(self, name)
+            n = 2 if name == "train_crop_scale" else 3
+            if (not isinstance(value, tuple | list) or len(value) != n
+                    or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+                raise ValueError(f"preprocess {name} must be {n} numbers, got {value!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"preprocess jpeg_quality must be in 1..100, got {self.jpeg_quality}")
         if self.align not in ALIGN_MODES:
             raise ValueError(f"align must be one of {ALIGN_MODES}, got {self.align!r}")
         if self.size < 8:
@@ -79,6 +92,12 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
+        """From a config's "preprocess" object; ValueError names what is wrong with it."""
+        if not isinstance(d, dict):
+            raise ValueError(f"preprocess must be an object, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"preprocess has unknown keys {unknown}")
         d = dict(d)
         for k in ("mean", "std", "train_crop_scale"):
             if k in d:

@@ -69,7 +69,7 @@ def write_shards(
     """
     import webdataset as wds  # only the writer needs it
 
-    from gendet.models.checkpoint import atomic_write_text
+    from gendet.io import atomic_write_text
 
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")

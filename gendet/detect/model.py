@@ -80,6 +80,8 @@ def _config_threshold(config: dict[str, Any]) -> tuple[float, str]:
     value = config.get("threshold")
     if value is None:
         return 0.5, "fixed"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ModelSetupError(f"checkpoint threshold {value!r} is not a number")
     value = float(value)
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise ModelSetupError(f"checkpoint threshold {value!r} is not a probability in [0, 1]")
@@ -112,14 +114,14 @@ def load_scan_model(
             raise ModelSetupError(f"--checkpoint {ckpt}: not a directory")
     try:
         detector, config = load_checkpoint(ckpt, device)
+        # The same preprocessing the checkpoint was trained and evaluated with (as `gendet eval` rebuilds it).
+        if config.get("preprocess"):
+            pp = Preprocess.from_dict(config["preprocess"])
+        else:
+            pp = detector.preprocess(config.get("align", "jpeg"))
     except (CheckpointError, KeyError, TypeError, ValueError) as e:  # KeyError/TypeError: unknown model/config keys
         raise ModelSetupError(f"cannot load checkpoint {ckpt}: {e}") from None
     detector.eval()
-    # The same preprocessing the checkpoint was trained and evaluated with (as `gendet eval` rebuilds it).
-    if config.get("preprocess"):
-        pp = Preprocess.from_dict(config["preprocess"])
-    else:
-        pp = detector.preprocess(config.get("align", "jpeg"))
     if threshold is None:
         value, source = _config_threshold(config)
     else:

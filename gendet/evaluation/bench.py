@@ -22,8 +22,9 @@ from gendet.data.layouts import list_subsets, read_samples, split_holdout
 from gendet.data.sample import Sample
 from gendet.evaluation.presets import BenchPreset, DetectorSpec
 from gendet.evaluation.protocol import cross_generator_matrix, degradation_mean, degradation_table, evaluate
+from gendet.io import atomic_write_text
 from gendet.models import create_detector
-from gendet.models.checkpoint import WEIGHTS_FILE, atomic_write_text, load_checkpoint
+from gendet.models.checkpoint import WEIGHTS_FILE, load_checkpoint
 from gendet.models.registry import count_parameters
 from gendet.training.state import seed_everything
 from gendet.training.trainer import TrainConfig, train

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from gendet.data.decode import DecodeError
 from gendet.data.preprocess import ImageTransform, Preprocess, decode_for_model
 from gendet.data.sample import Sample
 from gendet.evaluation.degradations import get_degradation
+from gendet.io import atomic_write
 from gendet.lazy_import import file_sha256
 from gendet.training.augmentations import make_augment
 
@@ -89,12 +89,13 @@ class FeatureCache:
             return None  # a damaged entry is recomputed
 
     def put(self, view: View, sha256: str, feats: np.ndarray) -> None:
-        p = self.path(view, sha256)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".npy.tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, np.asarray(feats, dtype=np.float32), allow_pickle=False)
-        os.replace(tmp, p)
+        arr = np.asarray(feats, dtype=np.float32)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:  # np.save on a handle: no ".npy" appended to the temp name
+                np.save(fh, arr, allow_pickle=False)
+
+        atomic_write(self.path(view, sha256), write)
 
 
 def model_key(detector: Any) -> str:

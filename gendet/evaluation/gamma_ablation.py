@@ -29,8 +29,9 @@ from gendet.evaluation.ablations import AblationOptions, compare, interval, pick
 from gendet.evaluation.bench import with_photo_groups
 from gendet.evaluation.pixel_metrics import pixel_report, predict_pixels, sample_kind
 from gendet.evaluation.protocol import degradation_mean, degradation_table, evaluate
+from gendet.io import atomic_write_text
 from gendet.models import create_detector
-from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, atomic_write_text, load_checkpoint
+from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
 from gendet.models.gamma import CPU_CONFIG
 from gendet.training.state import seed_everything
 from gendet.training.trainer import ResumeError, TrainConfig, train

@@ -26,8 +26,8 @@ from gendet.data.sample import Sample
 from gendet.evaluation.degradations import DEGRADATIONS, get_degradation
 from gendet.evaluation.inference import Predictions, predict
 from gendet.evaluation.metrics import compute_metrics
+from gendet.io import atomic_write_text
 from gendet.models.base import Detector
-from gendet.models.checkpoint import atomic_write_text
 
 PREDICTION_COLUMNS = ("path", "label", "score", "generator", "degradation")
 

@@ -25,8 +25,8 @@ from gendet.data.dataset import ImageDataset, collate_items
 from gendet.data.preprocess import ImageOp, ImageTransform, Preprocess
 from gendet.data.sample import Sample
 from gendet.evaluation.degradations import get_degradation
+from gendet.io import atomic_write_text
 from gendet.models.base import Detector
-from gendet.models.checkpoint import atomic_write_text
 
 METRIC_NAMES = ("rouge_l", "tfidf_cosine", "exact_match")
 _TOKEN = re.compile(r"\w+|[^\w\s]")

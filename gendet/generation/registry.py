@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 
 import gendet
 from gendet.generation.base import Generator
+from gendet.io import atomic_write
 from gendet.lazy_import import resolve_entry
 from gendet.models.checkpoint import (
     atomic_write_text,
@@ -74,9 +75,7 @@ def save_generator(gen: Generator, path: str | os.PathLike, dtype: torch.dtype =
         for k, v in gen.state_dict().items()
     }
     weights = Path(str(base) + WEIGHTS_SUFFIX)
-    tmp = weights.with_name(f".{weights.name}.tmp")
-    save_file(state, str(tmp), metadata={"generator": gen.name})
-    os.replace(tmp, weights)
+    atomic_write(weights, lambda tmp: save_file(state, str(tmp), metadata={"generator": gen.name}), fsync=True)
     summary = gen.training_summary
     meta = {
         "name": gen.name,

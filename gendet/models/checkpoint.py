@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import gendet
+from gendet.io import atomic_write, atomic_write_text
 from gendet.models.base import Detector
 from gendet.models.registry import create_detector
 
@@ -40,23 +41,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def default_file_mode() -> int:
-    """0666 minus the process umask: the mode a plain open() would give a new file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file + rename so a kill mid-write never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.fchmod(fd, default_file_mode())  # mkstemp makes 0600; the file should get what the umask allows
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     # safetensors refuses shared storage and non-contiguous tensors: store clones.
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -65,11 +49,9 @@ def state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save_checkpoint(out_dir: str | os.PathLike, detector: Detector, config: dict[str, Any]) -> Path:
     """Write weights and config. `config` adds run facts (data, seed, threshold, ...)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{WEIGHTS_FILE}.tmp"
-    save_file(state_dict_for_saving(detector), str(tmp), metadata={"model": detector.name})
-    os.chmod(tmp, default_file_mode())
-    os.replace(tmp, out / WEIGHTS_FILE)
+    state = state_dict_for_saving(detector)
+    atomic_write(out / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp), metadata={"model": detector.name}),
+                 fsync=True)
     full = {
         "model": detector.name,
         "model_config": detector.config,
@@ -87,9 +69,8 @@ def store_weights_as(ckpt_dir: str | os.PathLike, dtype: torch.dtype) -> Path:
     out = Path(ckpt_dir)
     state = load_file(str(out / WEIGHTS_FILE))
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    tmp = out / f".{WEIGHTS_FILE}.tmp"
-    save_file(state, str(tmp), metadata={"model": read_config(out)["model"]})
-    os.replace(tmp, out / WEIGHTS_FILE)
+    name = read_config(out)["model"]
+    atomic_write(out / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp), metadata={"model": name}), fsync=True)
     cfg = read_config(out)
     cfg["weights_dtype"] = str(dtype).removeprefix("torch.")
     atomic_write_text(out / CONFIG_FILE, json.dumps(cfg, indent=2, sort_keys=False, default=str))
@@ -143,12 +124,44 @@ def read_config(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
     return read_json_checked(Path(ckpt_dir) / CONFIG_FILE, f"{ckpt_dir} a gendet checkpoint directory")
 
 
+def _build_from_config(cfg: Any, source: Path) -> Detector:
+    """The detector config.json names, built only after its shapes were checked against the weights file's
+    header on the meta device: a config edited to width=200000 is an error, not a 1 TB allocation."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), str):
+        raise CheckpointError(f"{source / CONFIG_FILE}: expected an object with a \"model\" name")
+    model_config = cfg.get("model_config", {})
+    if not isinstance(model_config, dict):
+        raise CheckpointError(f"{source / CONFIG_FILE}: \"model_config\" must be an object, "
+                              f"got {type(model_config).__name__}")
+    weights = source / WEIGHTS_FILE
+    try:
+        with torch.device("meta"):
+            shadow = create_detector(cfg["model"], **model_config)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{source / CONFIG_FILE}: cannot build {cfg['model']!r} from its model_config: "
+                              f"{type(e).__name__}: {e}") from None
+    except Exception:  # noqa: BLE001 - a detector that cannot be built on meta is checked after the real build
+        shadow = None
+    if shadow is not None and weights.is_file():
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                shapes = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}  # noqa: SIM118
+        except Exception as e:  # safetensors raises its own error types for corrupt files
+            raise CheckpointError(f"cannot read {weights}: {e}") from e
+        check_state_dict(shadow, shapes, str(weights))
+    try:
+        return create_detector(cfg["model"], **model_config)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{source / CONFIG_FILE}: cannot build {cfg['model']!r} from its model_config: "
+                              f"{type(e).__name__}: {e}") from None
+
+
 def load_checkpoint(
     ckpt_dir: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[Detector, dict[str, Any]]:
-    """Rebuild the detector named in config.json and load its weights strictly."""
+    """Rebuild the detector named in config.json and load its weights strictly (CheckpointError otherwise)."""
     cfg = read_config(ckpt_dir)
-    detector = create_detector(cfg["model"], **cfg.get("model_config", {}))
+    detector = _build_from_config(cfg, Path(ckpt_dir))
     state = read_weights_checked(detector, Path(ckpt_dir) / WEIGHTS_FILE)
     detector.load_state_dict(state, strict=True)
     detector.to(device).eval()

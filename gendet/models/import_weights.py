@@ -11,14 +11,18 @@ Published detectors ship their weights in their own key layouts:
 
 Everything is loaded with `torch.load(weights_only=True)` (or safetensors) and checked
 strictly: any missing, unexpected or mis-shaped key is a CheckpointError listing them.
+TorchScript archives (OpenAI's CLIP release is one) are refused: loading one runs code stored
+in the file. Only inside `trust_torchscript()` (the CLIs' --trust-torchscript) are they loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +45,32 @@ def weights_record(path: str | os.PathLike) -> dict[str, str]:
     return {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
 
 
-def _is_torchscript(path: Path) -> bool:
+_TRUST_TORCHSCRIPT = contextvars.ContextVar("gendet_trust_torchscript", default=False)
+
+
+@contextlib.contextmanager
+def trust_torchscript(trusted: bool = True) -> Iterator[None]:
+    """Within this block, TorchScript weight files are loaded (running the code they carry)."""
+    token = _TRUST_TORCHSCRIPT.set(trusted)
+    try:
+        yield
+    finally:
+        _TRUST_TORCHSCRIPT.reset(token)
+
+
+def torchscript_trusted() -> bool:
+    return _TRUST_TORCHSCRIPT.get()
+
+
+def refuse_torchscript(path: str | os.PathLike) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is a TorchScript archive: loading it runs code stored in the file, so gendet does not load it by "
+        "default. If you trust where it came from, pass --trust-torchscript (gendet import-weights, gendet train); "
+        "otherwise save its state_dict as .safetensors with a tool you trust and give that file"
+    )
+
+
+def is_torchscript(path: str | os.PathLike) -> bool:
     # OpenAI's CLIP release (ViT-L-14.pt) is a TorchScript archive, not a pickled state dict.
     if not zipfile.is_zipfile(path):
         return False
@@ -82,7 +111,9 @@ def read_state_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             raise
         except Exception as e:  # safetensors raises its own error types for corrupt files
             raise CheckpointError(f"cannot read {p} as safetensors: {e}") from e
-    if _is_torchscript(p):
+    if is_torchscript(p):
+        if not torchscript_trusted():
+            raise refuse_torchscript(p)
         try:
             with warnings.catch_warnings():  # torch deprecates TorchScript; OpenAI's CLIP file still is one
                 warnings.simplefilter("ignore", FutureWarning)

@@ -14,7 +14,8 @@ from typing import Any
 import gendet
 from gendet.data.sample import Sample
 from gendet.evaluation.protocol import degradation_table
-from gendet.models.checkpoint import atomic_write_text, load_checkpoint
+from gendet.io import atomic_write_text
+from gendet.models.checkpoint import load_checkpoint
 
 CARD_JSON = "card.json"
 CARD_MD = "MODEL_CARD.md"

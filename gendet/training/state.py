@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import os
 import random
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from gendet.data.sample import Sample
+from gendet.io import atomic_write
 
 
 def mix_seed(*parts: int) -> int:
@@ -95,18 +95,23 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save via a temp file in the same folder + os.replace: a kill never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """torch.save via gendet.io.atomic_write (fsynced): a kill never leaves a half file."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp), fsync=True)
+
+
+def read_train_state(path: Path, error: type[Exception] = ValueError, required: Sequence[str] = ()) -> dict[str, Any]:
+    """A training state saved by atomic_torch_save; `error` (with the reason and what to do) when it is
+    unreadable, not a dict, or lacks a `required` key."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unpickling errors come in many types; all mean "not a usable state"
+        raise error(f"cannot resume from {path}: the file is damaged or not a gendet training state "
+                    f"({type(e).__name__}: {str(e)[:200]}). Delete it to start the run over") from None
+    missing = [k for k in required if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise error(f"cannot resume from {path}: not a gendet training state (missing {', '.join(missing)}). "
+                    "Delete it to start the run over")
+    return state
 
 
 def samples_fingerprint(samples: Sequence[Sample]) -> str:

@@ -51,6 +51,7 @@ from gendet.training.state import (
     deterministic_mode,
     get_rng_state,
     mix_seed,
+    read_train_state,
     samples_fingerprint,
     seed_everything,
     set_rng_state,
@@ -269,7 +270,7 @@ class _Run:
     def _load_state(self) -> None:
         if not self.state_path.is_file():
             raise ResumeError(f"nothing to resume: {self.state_path} does not exist")
-        state = torch.load(self.state_path, map_location="cpu", weights_only=True)
+        state = read_train_state(self.state_path, ResumeError, ("version", "fingerprint", "config"))
         if state.get("version") != STATE_VERSION:
             raise ResumeError(f"{self.state_path} has state version {state.get('version')}, expected {STATE_VERSION}")
         diffs = [k for k in self.fingerprint if state["fingerprint"].get(k) != self.fingerprint[k]]

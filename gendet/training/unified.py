@@ -45,6 +45,7 @@ from gendet.training.state import (
     deterministic_mode,
     get_rng_state,
     mix_seed,
+    read_train_state,
     samples_fingerprint,
     seed_everything,
     set_rng_state,
@@ -266,7 +267,8 @@ class UnifiedRun:
     def load_state(self) -> None:
         if not self.state_path.is_file():
             raise ResumeError(f"nothing to resume: {self.state_path} does not exist")
-        st = torch.load(self.state_path, map_location="cpu", weights_only=True)
+        st = read_train_state(self.state_path, ResumeError, ("fingerprint", "model", "ema", "optimizer", "scheduler",
+                                                             "step", "errors", "loss_sums"))
         diffs = [k for k in self.fingerprint if st["fingerprint"].get(k) != self.fingerprint[k]]
         if diffs:
             raise ResumeError(f"cannot resume {self.state_path}: the run differs in {', '.join(diffs)}")

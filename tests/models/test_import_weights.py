@@ -13,7 +13,7 @@ from open_clip.model import _build_vision_tower
 
 from gendet.models import create_detector
 from gendet.models.checkpoint import CheckpointError, load_checkpoint
-from gendet.models.import_weights import guess_format, import_weights, read_state_file
+from gendet.models.import_weights import guess_format, import_weights, read_state_file, trust_torchscript
 
 from .helpers import randomize_bn_stats
 
@@ -229,8 +229,45 @@ def test_torchscript_clip_archive(tmp_path) -> None:
             return self.logit_scale * x
 
     torch.jit.script(Wrapper(vis)).save(str(tmp_path / "ViT-tiny.pt"))
-    state = read_state_file(tmp_path / "ViT-tiny.pt")
-    assert "visual.proj" in state and "logit_scale" in state
     det = create_detector("univfd", image_size=32, clip_vision_cfg=TINY_VISION, clip_embed_dim=32)
-    det.load_backbone_weights(str(tmp_path / "ViT-tiny.pt"))
+    with pytest.raises(CheckpointError, match="TorchScript archive.*--trust-torchscript"):
+        det.load_backbone_weights(str(tmp_path / "ViT-tiny.pt"))
+    with trust_torchscript():
+        state = read_state_file(tmp_path / "ViT-tiny.pt")
+        assert "visual.proj" in state and "logit_scale" in state
+        det.load_backbone_weights(str(tmp_path / "ViT-tiny.pt"))
     torch.testing.assert_close(det.visual.proj, vis.proj)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_a_torchscript_file_runs_no_code_unless_trusted(tmp_path, capfd) -> None:
+    """The red-team file: a TorchScript module whose __setstate__ runs (prints) when loaded."""
+
+    class Payload(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1, 4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+        @torch.jit.export
+        def __getstate__(self) -> tuple[torch.Tensor, bool]:
+            return (self.weight, self.training)
+
+        @torch.jit.export
+        def __setstate__(self, state: tuple[torch.Tensor, bool]) -> None:
+            print("PAYLOAD RAN")
+            self.weight = state[0]
+            self.training = state[1]
+
+    path = tmp_path / "fc_weights.pth"
+    torch.jit.script(Payload()).save(str(path))
+    capfd.readouterr()
+    for fmt in ("univfd", "npr", "cnndetection"):
+        with pytest.raises(CheckpointError, match="TorchScript"):
+            import_weights(fmt, path, tmp_path / f"out_{fmt}")
+    assert "PAYLOAD RAN" not in capfd.readouterr().out
+    with trust_torchscript(), pytest.raises(CheckpointError):
+        import_weights("npr", path, tmp_path / "out")  # trusted: loaded (the code runs), then not an NPR layout
+    assert "PAYLOAD RAN" in capfd.readouterr().out

@@ -96,6 +96,14 @@ def test_resume_refuses_changed_settings_or_data(genimage_root: Path, tmp_path: 
         train(_model(), train_s[1:], val_s, pp, TrainConfig(**base), tmp_path / "r", resume=True)
     with pytest.raises(ResumeError, match="nothing to resume"):
         train(_model(), train_s, val_s, pp, TrainConfig(**base), tmp_path / "empty", resume=True)
+    state = next((tmp_path / "r").rglob("last.pt"))
+    for damaged in (state.read_bytes()[:100], b"\x00" * 64, b""):
+        state.write_bytes(damaged)
+        with pytest.raises(ResumeError, match="damaged or not a gendet training state.*Delete it"):
+            train(_model(), train_s, val_s, pp, TrainConfig(**base), tmp_path / "r", resume=True)
+    torch.save({"something": 1}, state)
+    with pytest.raises(ResumeError, match="missing version, fingerprint, config"):
+        train(_model(), train_s, val_s, pp, TrainConfig(**base), tmp_path / "r", resume=True)
 
 
 def _cli(data: Path, out: Path, *extra: str) -> list[str]:

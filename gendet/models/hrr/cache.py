@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gendet.io import atomic_write
+
 DEFAULT_MEMORY_MB = 1024
 
 
@@ -84,12 +86,11 @@ class ReconstructionCache:
         tensor = value.detach().to("cpu", torch.float16).contiguous()
         self._remember(key, tensor)
         if self.disk_dir is not None:
-            path = self._path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:  # np.save on a handle: no ".npy" appended to the temp name
-                np.save(fh, tensor.numpy(), allow_pickle=False)
-            os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
+            def write(tmp: Path) -> None:
+                with open(tmp, "wb") as fh:  # np.save on a handle: no ".npy" appended to the temp name
+                    np.save(fh, tensor.numpy(), allow_pickle=False)
+
+            atomic_write(self._path(key), write)  # a concurrent reader sees the old file or the whole new one
         return tensor
 
     def _remember(self, key: str, tensor: torch.Tensor) -> None:

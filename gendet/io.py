@@ -1,0 +1,76 @@
+"""Atomic file writes, the lowest layer of gendet (it imports nothing from the package).
+
+Every checkpoint, training state, cache entry and report file is written through `atomic_write`:
+to a temp file beside the target, named after the target and the writing process
+(`.NAME.PID.tmp`), given the mode the umask allows (not mkstemp's 0600), then renamed over the
+target, so a reader never sees half a file. A writer killed mid-write leaves its temp file; the
+next write of the same target removes temp files whose process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def default_file_mode() -> int:
+    """0666 minus the process umask: the mode a plain open() would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temps(path: Path) -> int:
+    """Delete `.NAME.PID.tmp` files of `path` left by processes that no longer run; returns how many."""
+    removed = 0
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:-len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], fsync: bool = False) -> Path:
+    """Call `write(tmp)` to fill a temp file, then rename it over `path` (see the module docstring)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    tmp = temp_path(path)
+    try:
+        write(tmp)
+        os.chmod(tmp, default_file_mode())
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
