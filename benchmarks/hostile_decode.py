@@ -93,7 +93,7 @@ def scan_corpus(folder: Path) -> dict:
     return {"seconds": round(seconds, 1), "exit": proc.returncode, "records": len(records),
             "errors": sum(r["error"] is not None for r in records),
             "peak_rss_children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-            "summary": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""}
+            "summary": next((ln for ln in proc.stderr.splitlines() if ln.startswith("gendet detect:")), "")}
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
 
 Starts `gendet serve` (the shipped model, defaults otherwise) on 127.0.0.1 and samples the memory of the
 server and its decoder processes (sum of PSS, so pages shared after fork count once) every 0.5 s:
-  1. idle, 5 s;
+  1. idle, 5 s (after one warm-up request with an explanation and 5 s of rest);
   2. --clients closed-loop clients, each POSTing --images JPEGs of --mpx megapixels with ?explain=true, for
      --duration s (the red-team attack: 8 x 16 x 36 Mpx);
   3. idle again, 30 s;
@@ -169,8 +169,11 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
+        # warm-up: decoder processes started, the explanation path run once (lazy imports, first allocations)
+        httpx.post(url + "/v1/detect?explain=true", files={"file": ("w.jpg", body[0], "image/jpeg")}, timeout=300)
         sampler = Sampler(server.pid)
         sampler.start()
+        time.sleep(5)
         t0 = time.monotonic()
         time.sleep(5)
         t1 = time.monotonic()

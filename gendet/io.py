@@ -1,4 +1,5 @@
-"""Atomic file writes, the lowest layer of gendet (it imports nothing from the package).
+"""Atomic file writes (and giving freed memory back), the lowest layer of gendet: it imports nothing
+from the package.
 
 Every checkpoint, training state, cache entry and report file is written through `atomic_write`:
 to a temp file beside the target, named after the target and the writing process
@@ -9,9 +10,19 @@ next write of the same target removes temp files whose process is gone.
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Callable
 from pathlib import Path
+
+
+def trim_heap() -> None:
+    """Hand freed heap pages back to the OS. glibc keeps them for reuse, so after a burst of large images a
+    long-lived process (the server, a decoder) would otherwise stay at its peak size. No-op off glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def default_file_mode() -> int:

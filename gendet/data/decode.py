@@ -56,8 +56,9 @@ class DecodeLimits:
 
     max_file_bytes: bytes read from one file. max_pixels: width x height of the source.
     max_aspect: long side / short side. max_resized_pixels: pixels after the model's shorter-side
-    resize (or padding, for crop-only models). max_jpeg_markers / max_jpeg_scans: JPEG segments
-    and progressive scans. max_png_chunks: PNG chunks other than image data (IDAT/fdAT).
+    resize (or padding, for crop-only models), when that step enlarges the image.
+    max_jpeg_markers / max_jpeg_scans: JPEG segments and progressive scans.
+    max_png_chunks: PNG chunks other than image data (IDAT/fdAT).
     timeout_s: decode time per file (soft here; hard in DecodePool workers, which are replaced).
     """
 
@@ -267,7 +268,7 @@ def check_geometry(size: tuple[int, int], limits: DecodeLimits, short_side: int 
         rw, rh = max(w, pad_to), max(h, pad_to)
     else:
         return
-    if rw * rh > limits.max_resized_pixels:
+    if rw * rh > max(limits.max_resized_pixels, w * h):  # only what the geometry step adds is capped here
         raise DecodeError(f"{w}x{h} would become {rw}x{rh} pixels at the model's input size, over the limit of "
                           f"{limits.max_resized_pixels} (max_resized_pixels)", kind=LIMIT)
 

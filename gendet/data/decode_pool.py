@@ -22,6 +22,7 @@ import pebble
 import torch
 
 from gendet.data.decode import TIMEOUT, WORKER_DIED, DecodeError
+from gendet.io import trim_heap
 
 # The soft alarm inside the worker (decode.time_budget) fires first and gives the file its usual
 # error; the hard stop is for code that does not return to Python (a codec stuck in C).
@@ -98,3 +99,5 @@ def _guarded(fn: Callable[..., Any], *args: Any) -> tuple[Any, DecodeError | Non
         return fn(*args), None
     except DecodeError as e:
         return None, DecodeError(e.reason, kind=e.kind)
+    finally:
+        trim_heap()  # a worker lives for many files: do not keep the largest one's pages

@@ -43,12 +43,11 @@ class Admission:
             self.requests -= 1
 
     @contextmanager
-    def work(self, n_images: int, explain: bool) -> Iterator[None]:
-        """n images (and their explanations) through decoding, scoring and explanation."""
+    def work(self, n_images: int, n_explain: int = 0) -> Iterator[None]:
+        """n images, n_explain of them explained, through decoding, scoring and explanation."""
         cap = self.limits.max_queue
         if self.images + n_images > cap:
             raise self._busy(f"{self.images} images in the pipeline (limit {cap})", self.image_s)
-        n_explain = n_images if explain else 0
         if n_explain and self.explains + n_explain > self.limits.max_explain_queue:
             raise self._busy(f"{self.explains} explanations waiting (limit {self.limits.max_explain_queue})",
                              self.explain_s)

@@ -32,6 +32,7 @@ from fastapi.staticfiles import StaticFiles
 
 import gendet
 from gendet.detect.model import NON_FINITE_SCORE, ScanModel, load_scan_model, resolve_device
+from gendet.io import trim_heap
 from gendet.serve.admission import Admission
 from gendet.serve.batching import BatchQueue, QueueFull
 from gendet.serve.card import model_card
@@ -60,6 +61,7 @@ class ServerState:
     started: float
     admission: Admission
     cancelled: int = 0  # requests whose client left before the answer
+    trim_timer: asyncio.TimerHandle | None = None
 
     @property
     def model(self) -> ScanModel:
@@ -83,8 +85,9 @@ def _require_key(request: Request) -> None:
                                "(or Authorization: Bearer KEY)")
 
 
-async def _score(st: ServerState, up: Upload, explain: bool) -> dict[str, Any]:
-    """One image's result dict; a bad image gives its error and 4xx status instead of raising."""
+async def _score(st: ServerState, up: Upload, explain: bool, skip_note: str | None = None) -> dict[str, Any]:
+    """One image's result dict; a bad image gives its error and 4xx status instead of raising.
+    `skip_note`: why this image gets no explanation although one was asked for."""
     m = st.model
     out: dict[str, Any] = {"name": up.name, "score": None, "label": None, "threshold": m.threshold,
                            "model": m.name, "model_version": m.version, "error": None, "status": 200}
@@ -102,6 +105,8 @@ async def _score(st: ServerState, up: Upload, explain: bool) -> dict[str, Any]:
     if not math.isfinite(score):
         return {**out, "error": NON_FINITE_SCORE, "status": 500}
     out.update(score=score, label=m.label(score))
+    if skip_note:
+        out["explanation_error"] = skip_note
     if explain and image is not None:
         async with st.explain_slots:  # explanations are ~20 forwards each: a few at a time, in the model thread
             t = time.perf_counter()
@@ -112,6 +117,20 @@ async def _score(st: ServerState, up: Upload, explain: bool) -> dict[str, Any]:
                 out["explanation_error"] = f"{type(e).__name__}: {e}"
             st.admission.timed_explain(time.perf_counter() - t)
     return out
+
+
+def _trim_when_idle(st: ServerState) -> None:
+    """One second after the last request in flight ends, give freed memory back to the OS (trim_heap)."""
+    if st.trim_timer is not None:
+        st.trim_timer.cancel()
+    loop = asyncio.get_running_loop()
+
+    def trim() -> None:
+        st.trim_timer = None
+        if st.admission.requests == 0:
+            loop.run_in_executor(None, trim_heap)
+
+    st.trim_timer = loop.call_later(1.0, trim)
 
 
 async def _client_gone(request: Request) -> None:
@@ -125,8 +144,14 @@ async def _client_gone(request: Request) -> None:
 async def _detect(st: ServerState, request: Request, explain: bool) -> JSONResponse | None:
     """The results, or None when the client left first (its work is cancelled)."""
     uploads = await read_uploads(request, st.limits)
-    with st.admission.work(len(uploads), explain):
-        work = asyncio.ensure_future(asyncio.gather(*(_score(st, up, explain) for up in uploads)))
+    # each explanation holds its decoded image until its turn: at most max_explain_queue per request
+    n_explain = min(len(uploads), st.limits.max_explain_queue) if explain else 0
+    note = (f"not explained: ?explain=true explains the first {n_explain} images of a request "
+            "(--max-explain-queue)")
+    with st.admission.work(len(uploads), n_explain):
+        work = asyncio.ensure_future(asyncio.gather(*(
+            _score(st, up, i < n_explain, None if i < n_explain or not explain else note)
+            for i, up in enumerate(uploads))))
         gone = asyncio.ensure_future(_client_gone(request))
         try:
             await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -215,8 +240,11 @@ def create_app(
         carries its own error and status. When none was, the status is the first image's (4xx) and `detail`
         its reason. `?explain=true` adds a heat map (base64 PNG) and the evidence text per image."""
         st = _state(request)
-        with st.admission.request():
-            response = await _detect(st, request, explain)
+        try:
+            with st.admission.request():
+                response = await _detect(st, request, explain)
+        finally:
+            _trim_when_idle(st)
         # 499 (nginx's "client closed request"): nobody reads it, but the access log says what happened
         return response if response is not None else JSONResponse({"detail": "client closed the request"}, 499)
 

@@ -63,9 +63,32 @@ def test_a_full_pipeline_answers_503_with_retry_after(serve_model) -> None:
         r = post_files(c, image_bytes(seed=1), image_bytes(seed=2), image_bytes(seed=3))
         assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1 and "pipeline" in r.json()["detail"]
         r = post_files(c, image_bytes(seed=1), image_bytes(seed=2), explain=True)
-        assert r.status_code == 503 and "explanations" in r.json()["detail"] and "retry-after" in r.headers
-        assert post_files(c, image_bytes(seed=1), explain=True).status_code == 200
-        assert c.get("/health").json()["pipeline"]["rejected"] == 2
+        first, second = r.json()["results"]
+        assert r.status_code == 200 and "explanation" in first and "explanation" not in second
+        assert "explains the first 1 images" in second["explanation_error"] and second["score"] is not None
+        assert c.get("/health").json()["pipeline"]["rejected"] == 1
+
+
+def test_admission_bounds_requests_images_and_explanations() -> None:
+    from gendet.serve.admission import Admission
+    from gendet.serve.limits import ClientError
+
+    gate = Admission(Limits(max_queue=4, max_requests=1, max_explain_queue=2))
+    with gate.request():
+        with pytest.raises(ClientError, match="requests in progress") as busy:
+            with gate.request():
+                pass
+        assert busy.value.status == 503 and busy.value.retry_after >= 1
+    with gate.work(3, 2):
+        with pytest.raises(ClientError, match="explanations waiting"):
+            with gate.work(1, 1):
+                pass
+        with pytest.raises(ClientError, match="images in the pipeline"):
+            with gate.work(2):
+                pass
+        with gate.work(1):
+            assert gate.images == 4
+    assert (gate.requests, gate.images, gate.explains, gate.rejected) == (0, 0, 0, 3)
 
 
 def test_a_client_that_leaves_has_its_work_cancelled(serve_model, monkeypatch) -> None:
