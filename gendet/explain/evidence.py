@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from gendet.data.preprocess import ImageTransform, Preprocess, to_tensor
+from gendet.data.preprocess import ImageTransform, Preprocess, apply_plan, plan_geometry, to_tensor
 from gendet.explain.cues import CUES, Box, RealReference, cell_boxes, find_autoencoder, measure_cues, real_reference
 from gendet.explain.relevance import relevance_maps
 from gendet.models.base import Detector
@@ -176,6 +176,12 @@ def _model_text(detector: Detector, batch: dict[str, Any]) -> str | None:
     return None if not texts else str(texts[0])
 
 
+def centre_region(image: Image.Image, pp: Preprocess) -> Image.Image:
+    """The pixels of `image` that its centre crop reads, at the model's scale (resized and padded as the
+    geometry step does): what `explain_image(..., score=...)` needs, a fraction of a large image."""
+    return apply_plan(image, plan_geometry(image.size, pp, None))
+
+
 def explain_image(
     detector: Detector,
     image: Image.Image,
@@ -191,12 +197,16 @@ def explain_image(
     model_name: str | None = None,
     checkpoint: str | None = None,
     batch_size: int = 32,
+    score: float | None = None,
 ) -> Evidence:
     """Explain one decoded RGB image: verdict, relevance map, occlusion regions, cues and text.
 
     The image goes through `ImageTransform(pp, train=False)` exactly as in `gendet detect`.
     `autoencoder`: "auto" = the detector's own, else the shipped latent_flow one; None skips
     the recon_error cue. `reference`: real-photo statistics (default: computed once per process).
+    `score`: the verdict's P(generated) when the caller already has it (the server scores every upload
+    in a batch first): then `image` may be just the centre crop's region (`centre_region`), which is
+    all the map and regions read, and the crop grid is not scored again.
     """
     if grid < 1 or top < 1:
         raise ValueError(f"grid and top must be >= 1, got grid={grid}, top={top}")
@@ -214,9 +224,12 @@ def explain_image(
     logits, probs = predict_probs(detector, torch.cat([x, occluded_inputs(x, grid, occlusion)]), batch_size)
     prob, deltas = float(probs[0]), probs[0] - probs[1:]
     if pp.crops > 1:  # the verdict is gendet detect's (mean over the crop grid); the map explains the centre crop
-        full = ImageTransform(pp, train=False)(image, np.random.default_rng(0))[None].to(device)
-        with torch.no_grad():
-            prob_all = float(detector({"image": full})["prob"][0])
+        if score is None:
+            full = ImageTransform(pp, train=False)(image, np.random.default_rng(0))[None].to(device)
+            with torch.no_grad():
+                prob_all = float(detector({"image": full})["prob"][0])
+        else:
+            prob_all = float(score)
         notes.append(f"score {prob_all:.3f} = mean logit over {pp.crops} crops, as gendet detect scores it; the "
                      f"heat map and regions explain the centre crop (its score {prob:.3f})")
         prob = prob_all

@@ -111,7 +111,8 @@ async def _score(st: ServerState, up: Upload, explain: bool, skip_note: str | No
         async with st.explain_slots:  # explanations are ~20 forwards each: a few at a time, in the model thread
             t = time.perf_counter()
             try:
-                out["explanation"] = await loop.run_in_executor(st.served.model_pool, st.served.explain, image)
+                out["explanation"] = await loop.run_in_executor(st.served.model_pool, st.served.explain, image,
+                                                                score)
             except Exception as e:  # noqa: BLE001 - the verdict stands even if its explanation fails
                 log.exception("explanation failed for %s", up.name)
                 out["explanation_error"] = f"{type(e).__name__}: {e}"

@@ -70,3 +70,26 @@ def test_bad_grid_is_refused() -> None:
         explain_image(det, real_crop(48), det.preprocess("png"), 0.5, grid=0, autoencoder=None)
     with pytest.raises(ValueError):
         explain_image(det, real_crop(48), det.preprocess("png"), 0.5, occlusion="paint", autoencoder=None)
+
+
+@pytest.mark.parametrize("resize", [False, True])
+def test_the_centre_region_with_a_given_score_explains_exactly_like_the_full_image(resize: bool) -> None:
+    """The server keeps only the centre crop's pixels of an upload for its explanation (not 36 Mpx)."""
+    from dataclasses import replace
+
+    from gendet.data.preprocess import Preprocess
+    from gendet.explain.evidence import centre_region
+    from gendet.models import create_detector
+
+    torch.manual_seed(0)
+    det = create_detector("tiny_cnn").eval()
+    pp = replace(Preprocess(size=32, resize=resize, crops=4), align="png")
+    img = real_crop(120, index=1).resize((150, 100))
+    full = explain_image(det, img, pp, 0.5, autoencoder=None)
+    part = centre_region(img, pp)
+    assert part.size == (32, 32)
+    kept = explain_image(det, part, pp, 0.5, autoencoder=None, score=full.prob)
+    assert kept.prob == full.prob and kept.text == full.text
+    np.testing.assert_array_equal(np.asarray(kept.image), np.asarray(full.image))
+    assert [r.box for r in kept.top_regions] == [r.box for r in full.top_regions]
+    assert [r.occlusion_delta for r in kept.top_regions] == [r.occlusion_delta for r in full.top_regions]

@@ -94,7 +94,7 @@ def test_admission_bounds_requests_images_and_explanations() -> None:
 def test_a_client_that_leaves_has_its_work_cancelled(serve_model, monkeypatch) -> None:
     release = threading.Event()
 
-    def slow_explain(self, image):
+    def slow_explain(self, image, score=None):
         release.wait(10)
         return {}
 
