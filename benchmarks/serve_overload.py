@@ -4,7 +4,7 @@
 
 Starts `gendet serve` (the shipped model, defaults otherwise) on 127.0.0.1 and samples the memory of the
 server and its decoder processes (sum of PSS, so pages shared after fork count once) every 0.5 s:
-  1. idle, 5 s (after one warm-up request with an explanation and 5 s of rest);
+  1. idle, 5 s (after a warm-up: one request of --images images, one explained image, 5 s of rest);
   2. --clients closed-loop clients, each POSTing --images JPEGs of --mpx megapixels with ?explain=true, for
      --duration s (the red-team attack: 8 x 16 x 36 Mpx);
   3. idle again, 30 s;
@@ -37,8 +37,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pss_bytes(pid: int) -> int:
-    """PSS of `pid` and all its descendants (from /proc/*/smaps_rollup)."""
+def pss_bytes(pid: int, per_process: dict | None = None) -> int:
+    """PSS of `pid` and all its descendants (from /proc/*/smaps_rollup); `per_process` gets {pid: MB}."""
     children: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -55,6 +55,8 @@ def pss_bytes(pid: int) -> int:
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
                     total += int(line.split()[1]) * 1024
+                    if per_process is not None:
+                        per_process[p] = int(line.split()[1]) // 1024
         except OSError:
             pass
     return total
@@ -169,18 +171,23 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        # warm-up: decoder processes started, the explanation path run once (lazy imports, first allocations)
+        # warm-up, so "idle" is a warmed-up server: one full request (every decoder process decodes large images,
+        # the model sees a full batch) and one explanation (lazy imports, the real-photo reference statistics)
+        httpx.post(url + "/v1/detect", files=[("file", (f"{i}.jpg", b, "image/jpeg")) for i, b in enumerate(body)],
+                   timeout=300)
         httpx.post(url + "/v1/detect?explain=true", files={"file": ("w.jpg", body[0], "image/jpeg")}, timeout=300)
         sampler = Sampler(server.pid)
         sampler.start()
         time.sleep(5)
-        t0 = time.monotonic()
         time.sleep(5)
         t1 = time.monotonic()
+        idle_by_pid: dict = {}
+        pss_bytes(server.pid, idle_by_pid)
         load = asyncio.run(explain_load(url, body, args.clients, args.duration))
         t2 = time.monotonic()
         time.sleep(30)
-        t3 = time.monotonic()
+        after_by_pid: dict = {}
+        pss_bytes(server.pid, after_by_pid)
         slow = slow_clients(port, args.slow, 10.0, small, url)
         health = httpx.get(url + "/health", timeout=10).json()
         sampler.stop.set()
@@ -188,16 +195,17 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
-    idle = float(np.median(sampler.between(t0, t1)))
+    idle = sum(idle_by_pid.values()) * 2**20  # the same instant and method for both
     peak = max(sampler.between(t1, t2))
-    after = sampler.between(t3 - 1.0, t3 + 0.6)[-1]
+    after = sum(after_by_pid.values()) * 2**20
     result = {
         "setup": {"clients": args.clients, "images_per_request": args.images, "mpx": args.mpx,
                   "request_mb": round(sum(map(len, body)) / 2**20, 1), "duration_s": args.duration,
                   "server": " ".join(cmd[2:])},
         "explain_load": load,
         "pss_mb": {"idle": round(idle / 2**20), "peak_under_load": round(peak / 2**20),
-                   "30s_after": round(after / 2**20), "after_vs_idle": round(after / idle, 3)},
+                   "30s_after": round(after / 2**20), "after_vs_idle": round(after / idle, 3),
+                   "idle_by_process": idle_by_pid, "30s_after_by_process": after_by_pid},
         "beside_slow_clients": slow,
         "server_pipeline": health.get("pipeline"),
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -56,12 +57,25 @@ class DecodePool:
         if start_method == "forkserver":
             multiprocessing.set_forkserver_preload(["gendet.data.decode_pool", "gendet.data.preprocess"])
         self.timeout_s, self.grace_s, self.workers = timeout_s, grace_s, workers
-        self._pool = pebble.ProcessPool(max_workers=workers, initializer=_init_worker,
-                                        context=multiprocessing.get_context(start_method))
+        self._context = multiprocessing.get_context(start_method)
+        self._pool = self._new_pool()
         self.replaced = 0  # workers stopped or lost (timeouts + deaths)
+        self.submitted = 0
+
+    def _new_pool(self) -> pebble.ProcessPool:
+        return pebble.ProcessPool(max_workers=self.workers, initializer=_init_worker, context=self._context)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        self.submitted += 1
         return self._pool.schedule(_guarded, args=(fn, *args), timeout=self.timeout_s + self.grace_s)
+
+    def renew(self) -> None:
+        """Start fresh worker processes for the next tasks; the old ones finish what they hold and exit. A
+        long-lived server calls this when idle: a decoder that has handled large images keeps some of that
+        memory (heap fragments, pages copied from the forkserver) until it exits."""
+        old, self._pool = self._pool, self._new_pool()
+        old.close()
+        threading.Thread(target=old.join, name="gendet-decoder-retire", daemon=True).start()
 
     def outcome(self, future: Future) -> tuple[Any, DecodeError | None]:
         """The task's value, or the DecodeError that says why there is none (never raises for a bad file)."""

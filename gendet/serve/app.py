@@ -62,6 +62,7 @@ class ServerState:
     admission: Admission
     cancelled: int = 0  # requests whose client left before the answer
     trim_timer: asyncio.TimerHandle | None = None
+    decodes_at_renewal: int = 0
 
     @property
     def model(self) -> ScanModel:
@@ -121,7 +122,8 @@ async def _score(st: ServerState, up: Upload, explain: bool, skip_note: str | No
 
 
 def _trim_when_idle(st: ServerState) -> None:
-    """One second after the last request in flight ends, give freed memory back to the OS (trim_heap)."""
+    """One second after the last request in flight ends, give freed memory back to the OS (trim_heap) and
+    start fresh decoder processes if any decoding happened since the last time."""
     if st.trim_timer is not None:
         st.trim_timer.cancel()
     loop = asyncio.get_running_loop()
@@ -130,6 +132,10 @@ def _trim_when_idle(st: ServerState) -> None:
         st.trim_timer = None
         if st.admission.requests == 0:
             loop.run_in_executor(None, trim_heap)
+            pool = st.served.decode_pool
+            if pool.submitted > st.decodes_at_renewal:  # fresh decoders after a burst (see DecodePool.renew)
+                st.decodes_at_renewal = pool.submitted
+                pool.renew()
 
     st.trim_timer = loop.call_later(1.0, trim)
 

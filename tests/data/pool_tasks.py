@@ -29,3 +29,7 @@ def die_on_marker(path: str, *args: object) -> object:
     if "die" in os.path.basename(path):
         os.kill(os.getpid(), signal.SIGKILL)
     return prepare_array(path, *args)
+
+
+def pid(_: int) -> int:
+    return os.getpid()

@@ -28,3 +28,13 @@ def test_the_hard_budget_stops_code_stuck_in_c() -> None:
         assert error is not None and error.kind == TIMEOUT and "stopped and replaced" in error.reason
         assert pool.outcome(after) == (2, None)
     assert time.perf_counter() - t < 20
+
+
+def test_renew_starts_fresh_workers_and_lets_the_old_ones_finish() -> None:
+    with DecodePool(1, timeout_s=30) as pool:
+        before = pool.submit(pool_tasks.pid, 0)
+        old_pid = pool.outcome(before)[0]
+        in_flight = pool.submit(pool_tasks.echo, 7)
+        pool.renew()
+        assert pool.outcome(in_flight) == (7, None)
+        assert pool.outcome(pool.submit(pool_tasks.pid, 0))[0] != old_pid
