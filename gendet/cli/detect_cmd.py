@@ -170,7 +170,7 @@ def _print_summary(result: ScanResult, where: str) -> None:
     )
     if s.replaced_workers:
         print(f"  {s.replaced_workers} decoder process(es) were stopped or died and were replaced "
-              "(their files have error records)", file=err)
+              "(a file being decoded by one has an error record saying so)", file=err)
     if result.inputs.duplicates:
         print(f"  {result.inputs.duplicates} inputs named a path already scanned (one record each)", file=err)
     if result.inputs.skipped_not_image:

@@ -1,25 +1,34 @@
-"""Decoding in worker processes with a hard time budget (pebble's ProcessPool).
+"""Decoding in worker processes with a hard time budget; a worker that dies costs only its own file.
 
-A file whose decode runs past the budget has its worker process stopped; a worker that dies
-(the OOM killer, a crash in a codec) is replaced too; in both cases only that file fails, with
-a reason, and the pool goes on. Used by `gendet detect` (one task per file, results in input
-order) and by `gendet serve` (one task per upload, cancelled when its client goes away).
+Each worker has its own pipe and runs one task at a time, so when it dies (the OOM killer, a crash in a
+codec, a kill -9 at any moment) or runs past the budget (it is killed), exactly its task fails, with a
+reason, a fresh worker takes its place and every other task goes on. Used by `gendet detect` (one task
+per file, results in input order) and by `gendet serve` (one task per upload, stopped when its client
+goes away).
 
-Workers start from a forkserver that has imported this module, so they start fast and never
-inherit the parent's threads (the server's event loop and the model's thread pool).
+Why not a library pool: concurrent.futures' ProcessPoolExecutor breaks as a whole when one worker
+dies, torch's DataLoader ends the iteration, and pebble's pool (tried first) shares one result pipe
+between workers under a lock: a worker killed from outside while holding it left the pool in an error
+state ("Unexpected error within the Pool") and the scan ended. One pipe per worker is what makes the
+failure local.
+
+Workers start from a forkserver that has imported this module and the preprocessing, so they start
+fast and never inherit the parent's threads (the server's event loop, the model's thread pool).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import signal
+import socket
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
-import pebble
 import torch
 
 from gendet.data.decode import TIMEOUT, WORKER_DIED, DecodeError
@@ -30,9 +39,12 @@ from gendet.io import trim_heap
 HARD_TIMEOUT_GRACE_S = 5.0
 
 
-def _init_worker() -> None:
-    torch.set_num_threads(1)  # one decoder per process; the parent's model owns the other cores
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops the pool
+class WorkerLost(Exception):
+    """The worker running a task died or was stopped; `reason` says which."""
+
+    def __init__(self, reason: str, kind: str) -> None:
+        super().__init__(reason)
+        self.reason, self.kind = reason, kind
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -42,6 +54,60 @@ def _signal_name(exitcode: int | None) -> str:
         except ValueError:
             return f"signal {-exitcode}"
     return f"exit code {exitcode}"
+
+
+def _guarded(fn: Callable[..., Any], args: tuple) -> tuple[Any, DecodeError | None]:
+    """Runs in the worker: a DecodeError travels back as a value (its reason and kind kept)."""
+    try:
+        return fn(*args), None
+    except DecodeError as e:
+        return None, DecodeError(e.reason, kind=e.kind)
+    finally:
+        trim_heap()  # a worker lives for many files: do not keep the largest one's pages
+
+
+def _worker_main(conn: Connection) -> None:
+    torch.set_num_threads(1)  # one decoder per process; the parent's model owns the other cores
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops the pool
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        fn, args = task
+        try:
+            result: tuple[Any, DecodeError | None] = _guarded(fn, args)
+        except Exception as e:  # noqa: BLE001 - a bug in a task fails that task, not the worker
+            result = (None, DecodeError(f"decoder error: {type(e).__name__}: {e}"))
+        conn.send(result)
+
+
+class _Worker:
+    def __init__(self, context: multiprocessing.context.BaseContext) -> None:
+        self.conn, child = context.Pipe(duplex=True)
+        self.proc = context.Process(target=_worker_main, args=(child,), daemon=True, name="gendet-decoder")
+        self.proc.start()
+        child.close()
+        self.future: Future | None = None
+        self.deadline = 0.0
+        self.retiring = False  # exits once idle (renew)
+        self.cancelled = False  # its task was cancelled: stop it now
+
+    def stop(self, kill: bool) -> None:
+        if kill:
+            self.proc.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
 
 
 class DecodePool:
@@ -58,47 +124,66 @@ class DecodePool:
             multiprocessing.set_forkserver_preload(["gendet.data.decode_pool", "gendet.data.preprocess"])
         self.timeout_s, self.grace_s, self.workers = timeout_s, grace_s, workers
         self._context = multiprocessing.get_context(start_method)
-        self._pool = self._new_pool()
-        self.replaced = 0  # workers stopped or lost (timeouts + deaths)
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[Future, Callable[..., Any], tuple]] = deque()
+        self._pool: list[_Worker] = []
+        self._closing = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self.replaced = 0  # workers stopped (time budget, cancellation) or lost (died) and replaced
         self.submitted = 0
+        self._thread = threading.Thread(target=self._dispatch, name="gendet-decode-pool", daemon=True)
+        self._thread.start()
 
-    def _new_pool(self) -> pebble.ProcessPool:
-        return pebble.ProcessPool(max_workers=self.workers, initializer=_init_worker, context=self._context)
-
+    # -- public -------------------------------------------------------------------------------------
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        self.submitted += 1
-        return self._pool.schedule(_guarded, args=(fn, *args), timeout=self.timeout_s + self.grace_s)
+        future: Future = Future()
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("DecodePool is closed")
+            self._queue.append((future, fn, args))
+            self.submitted += 1
+        self._wake()
+        return future
 
-    def renew(self) -> None:
-        """Start fresh worker processes for the next tasks; the old ones finish what they hold and exit. A
-        long-lived server calls this when idle: a decoder that has handled large images keeps some of that
-        memory (heap fragments, pages copied from the forkserver) until it exits."""
-        old, self._pool = self._pool, self._new_pool()
-        old.close()
-        threading.Thread(target=old.join, name="gendet-decoder-retire", daemon=True).start()
+    def cancel(self, future: Future) -> None:
+        """Cancel a queued task, or stop the worker running it (it is replaced)."""
+        if future.cancel():
+            return
+        with self._lock:
+            for w in self._pool:
+                if w.future is future:
+                    w.cancelled = True  # the dispatcher stops it as if its time were up
+        self._wake()
 
     def outcome(self, future: Future) -> tuple[Any, DecodeError | None]:
         """The task's value, or the DecodeError that says why there is none (never raises for a bad file)."""
         try:
-            value, error = future.result()
-        except FutureTimeout:
-            self.replaced += 1
-            return None, DecodeError(f"decoding took longer than {self.timeout_s:g} s; the decoder process was "
-                                     "stopped and replaced (limit timeout_s)", kind=TIMEOUT)
-        except pebble.ProcessExpired as e:
-            self.replaced += 1
-            return None, DecodeError(f"the decoder process died while decoding this file ({_signal_name(e.exitcode)}"
-                                     "; out of memory?); it was replaced and the scan went on", kind=WORKER_DIED)
+            return future.result()
+        except WorkerLost as e:
+            return None, DecodeError(e.reason, kind=e.kind)
         except CancelledError:
             return None, DecodeError("cancelled", kind=TIMEOUT)
-        return value, error
+
+    def renew(self) -> None:
+        """Fresh worker processes for the next tasks; the current ones finish what they hold and exit. A
+        long-lived server calls this when idle: a decoder that has handled large images keeps some of that
+        memory (heap fragments, pages copied from the forkserver) until it exits."""
+        with self._lock:
+            for w in self._pool:
+                w.retiring = True
+        self._wake()
 
     def close(self, wait: bool = True) -> None:
-        if wait:
-            self._pool.close()
-        else:
-            self._pool.stop()
-        self._pool.join()
+        """Stop the pool: after the queued tasks (wait) or at once (queued tasks are cancelled)."""
+        with self._lock:
+            self._closing = True
+            if not wait:
+                while self._queue:
+                    self._queue.popleft()[0].cancel()
+        self._wake()
+        self._thread.join()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def __enter__(self) -> DecodePool:
         return self
@@ -106,12 +191,88 @@ class DecodePool:
     def __exit__(self, exc_type: object, *exc: object) -> None:
         self.close(wait=exc_type is None)
 
+    # -- the dispatcher thread ------------------------------------------------------------------------
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
 
-def _guarded(fn: Callable[..., Any], *args: Any) -> tuple[Any, DecodeError | None]:
-    """Runs in the worker: a DecodeError travels back as a value (its reason and kind kept)."""
-    try:
-        return fn(*args), None
-    except DecodeError as e:
-        return None, DecodeError(e.reason, kind=e.kind)
-    finally:
-        trim_heap()  # a worker lives for many files: do not keep the largest one's pages
+    def _dispatch(self) -> None:
+        while True:
+            with self._lock:
+                self._assign()
+                busy = [w for w in self._pool if w.future is not None]
+                if self._closing and not self._queue and not busy:
+                    break
+            now = time.monotonic()
+            timeout = 0.0 if any(w.cancelled for w in busy) else max(
+                0.0, min((w.deadline for w in busy), default=now + 1.0) - now)
+            ready = wait([self._wake_r, *(w.conn for w in busy), *(w.proc.sentinel for w in self._pool)],
+                         timeout=timeout)
+            if self._wake_r in ready:
+                self._wake_r.recv(4096)
+            with self._lock:
+                self._collect(set(ready))
+        with self._lock:
+            for w in self._pool:
+                w.stop(kill=False)
+            self._pool.clear()
+
+    def _assign(self) -> None:
+        """Hand queued tasks to idle workers, starting workers up to the pool size; retire idle retirees."""
+        for w in [w for w in self._pool if w.retiring and w.future is None]:
+            self._pool.remove(w)
+            w.stop(kill=False)
+        while self._queue:
+            idle = next((w for w in self._pool if w.future is None and not w.retiring), None)
+            if idle is None:
+                if sum(not w.retiring for w in self._pool) >= self.workers:
+                    return
+                idle = _Worker(self._context)
+                self._pool.append(idle)
+            future, fn, args = self._queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while queued
+            idle.future, idle.deadline = future, time.monotonic() + self.timeout_s + self.grace_s
+            try:
+                idle.conn.send((fn, args))
+            except OSError:  # it died while idle: this file was never decoded, but a retry could loop
+                self._lose(idle, WorkerLost("the decoder process died before it could decode this file; it was "
+                                            "replaced", WORKER_DIED))
+
+    def _collect(self, ready: set) -> None:
+        now = time.monotonic()
+        for w in list(self._pool):
+            if w.future is not None and w.conn in ready:
+                try:
+                    result = w.conn.recv()
+                except Exception as e:  # noqa: BLE001 - EOF, a half-written message: its result is lost
+                    w.proc.join(timeout=1)  # reaped, so the message can name the signal
+                    self._lose(w, WorkerLost(f"the decoder process died while decoding this file "
+                                             f"({_signal_name(w.proc.exitcode)}, {type(e).__name__}; out of "
+                                             "memory?); it was replaced and the rest went on", WORKER_DIED))
+                    continue
+                future, w.future = w.future, None
+                if not future.done():
+                    future.set_result(result)
+            elif w.proc.sentinel in ready or not w.proc.is_alive():
+                w.proc.join(timeout=1)
+                self._lose(w, WorkerLost(f"the decoder process died while decoding this file "
+                                         f"({_signal_name(w.proc.exitcode)}; out of memory?); it was replaced "
+                                         "and the rest went on", WORKER_DIED))
+            elif w.future is not None and (w.cancelled or now >= w.deadline):
+                why = ("cancelled" if w.cancelled else
+                       f"decoding took longer than {self.timeout_s:g} s; the decoder process was stopped and "
+                       "replaced (limit timeout_s)")
+                self._lose(w, WorkerLost(why, TIMEOUT))
+
+    def _lose(self, w: _Worker, error: WorkerLost) -> None:
+        """Kill and remove a worker and fail its task with `error` (a replacement starts when a task needs one)."""
+        if w in self._pool:
+            self._pool.remove(w)
+        self.replaced += 1
+        future, w.future = w.future, None
+        if future is not None and not future.done():
+            future.set_exception(error)
+        w.stop(kill=True)

@@ -44,6 +44,9 @@ from gendet.serve.uploads import read_uploads
 log = logging.getLogger("gendet.serve")
 API_KEY_ENV = "GENDET_API_KEY"
 SETTINGS_ENV = "GENDET_SERVE_SETTINGS"  # JSON create_app kwargs, for uvicorn worker processes
+# A busy answer closes its connection: a client that waits Retry-After and then reused it would race the
+# keep-alive timeout (seen as read errors under load); it reconnects instead.
+BUSY_HEADERS = {"Connection": "close"}
 
 
 def static_dir() -> Path:
@@ -174,7 +177,7 @@ async def _detect(st: ServerState, request: Request, explain: bool) -> JSONRespo
     status = 200
     if all(r["error"] is not None for r in results):
         status, body["detail"] = results[0]["status"], results[0]["error"]
-    headers = {"Retry-After": str(max(1, math.ceil(st.admission.image_s)))} if status == 503 else None
+    headers = {**BUSY_HEADERS, "Retry-After": str(max(1, math.ceil(st.admission.image_s)))} if status == 503 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -278,7 +281,7 @@ def add_handlers(app: FastAPI) -> None:
     async def client_error(request: Request, exc: ClientError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
         if exc.retry_after is not None:
-            headers["Retry-After"] = str(exc.retry_after)
+            headers.update(BUSY_HEADERS, **{"Retry-After": str(exc.retry_after)})
         return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers or None)
 
     @app.exception_handler(Exception)

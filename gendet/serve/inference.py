@@ -90,7 +90,7 @@ class ServedModel:
         try:
             await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            future.cancel()
+            self.decode_pool.cancel(future)  # the client left: stop its decode
             raise
         except Exception:  # noqa: BLE001 - outcome() below turns every failure into its reason
             pass
