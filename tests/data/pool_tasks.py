@@ -33,3 +33,10 @@ def die_on_marker(path: str, *args: object) -> object:
 
 def pid(_: int) -> int:
     return os.getpid()
+
+
+def nap(value: int) -> int:
+    import time
+
+    time.sleep(1.0)
+    return value

@@ -38,3 +38,34 @@ def test_renew_starts_fresh_workers_and_lets_the_old_ones_finish() -> None:
         pool.renew()
         assert pool.outcome(in_flight) == (7, None)
         assert pool.outcome(pool.submit(pool_tasks.pid, 0))[0] != old_pid
+
+
+def test_workers_killed_from_outside_busy_or_idle_cost_only_the_task_they_held() -> None:
+    import os
+    import signal
+
+    with DecodePool(2, timeout_s=30) as pool:
+        futures = [pool.submit(pool_tasks.nap, i) for i in range(4)]
+        time.sleep(0.5)  # both workers are inside their first nap
+        victim = pool._pool[0]
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        outcomes = [pool.outcome(f) for f in futures]
+        died = [i for i, (_, e) in enumerate(outcomes) if e is not None]
+        assert len(died) == 1 and outcomes[died[0]][1].kind == WORKER_DIED
+        assert sorted(v for v, e in outcomes if e is None) == sorted(set(range(4)) - set(died))
+        for w in list(pool._pool):  # idle now: killing them loses nothing
+            os.kill(w.proc.pid, signal.SIGKILL)
+        time.sleep(0.3)
+        assert [pool.outcome(pool.submit(pool_tasks.echo, i)) for i in range(3)] == [(i, None) for i in range(3)]
+
+
+def test_cancel_stops_a_running_task_and_the_worker_is_replaced() -> None:
+    with DecodePool(1, timeout_s=30) as pool:
+        running = pool.submit(pool_tasks.nap, 1)
+        queued = pool.submit(pool_tasks.echo, 2)
+        time.sleep(0.3)
+        t = time.perf_counter()
+        pool.cancel(running)
+        value, error = pool.outcome(running)
+        assert value is None and error.reason == "cancelled" and time.perf_counter() - t < 0.9
+        assert pool.outcome(queued) == (2, None)
