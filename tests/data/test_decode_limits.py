@@ -107,6 +107,8 @@ def test_special_files_say_what_they_are(tmp_path: Path) -> None:
     if os.path.exists("/proc/self/status"):
         with pytest.raises(DecodeError, match="no stated size"):
             decode_image("/proc/self/status")
+        with pytest.raises(DecodeError, match="cannot read: Input/output error"):
+            decode_image("/proc/self/mem")
     loop = tmp_path / "loop.jpg"
     os.symlink(loop, loop)
     with pytest.raises(DecodeError, match="symbolic link loop"):
