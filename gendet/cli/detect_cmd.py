@@ -88,7 +88,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    help="progress bar on stderr (default: when stderr is a terminal)")
     r = p.add_argument_group("engine")
     r.add_argument("--engine", default="local", choices=("local", "ray"),
-                   help="local: DataLoader workers on this machine; ray: Ray Data (decode tasks + a model actor "
+                   help="local: decoder processes on this machine; ray: Ray Data (decode tasks + a model actor "
                    "pool), same records")
     r.add_argument("--address", default=None,
                    help="ray: cluster address (auto, ray://HOST:10001); default: a local Ray instance")

@@ -2,7 +2,8 @@
 
 - inputs.py: command-line inputs -> a lazy stream of paths (files, folders, globs, @LIST, stdin).
 - model.py: the checkpoint to use (the shipped default unless told otherwise), its preprocessing and threshold.
-- pipeline.py: DataLoader workers decode, the main process runs the model, records come out in input order.
+- pipeline.py: decoder processes decode (a dead one costs only its file), the main process runs the model,
+  records come out in input order.
 - writers.py: JSONL / CSV records streamed per batch, and the resume reader.
 - scan.py: `scan(...)`, the whole thing behind one call.
 """
