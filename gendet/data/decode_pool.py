@@ -177,9 +177,11 @@ class DecodePool:
         """Stop the pool: after the queued tasks (wait) or at once (queued tasks are cancelled)."""
         with self._lock:
             self._closing = True
-            if not wait:
+            if not wait:  # e.g. Ctrl-C: queued tasks are cancelled, running ones stopped
                 while self._queue:
                     self._queue.popleft()[0].cancel()
+                for w in self._pool:
+                    w.cancelled = w.future is not None
         self._wake()
         self._thread.join()
         self._wake_r.close()
