@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from PIL import Image
 
 from gendet.data.decode import DecodeError, DecodeLimits
 from gendet.data.decode_pool import DecodePool
@@ -36,16 +37,23 @@ from gendet.detect.model import NON_FINITE_SCORE, ScanModel
 from gendet.detect.writers import Record
 
 
-def prepare_input(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> torch.Tensor:
-    """Decode + eval transform for one file; DecodeError with the reason for anything wrong with it."""
+def decode_and_transform(source: str | bytes, pp: Preprocess, limits: DecodeLimits | None = None,
+                         formats: tuple[str, ...] | None = None) -> tuple[Image.Image, torch.Tensor]:
+    """Decode + eval transform for one file or upload (the scan's and the server's one path): the decoded
+    image and the model input; DecodeError with the reason for anything wrong with it."""
     try:
-        img = decode_for_model(path, pp, limits)
+        img = decode_for_model(source, pp, limits, formats=formats)
         # eval transforms draw no random numbers; a fixed rng keeps the call signature
-        return ImageTransform(pp, train=False)(img, np.random.default_rng(0))
+        return img, ImageTransform(pp, train=False)(img, np.random.default_rng(0))
     except DecodeError:
         raise
     except Exception as e:  # noqa: BLE001 - one odd file must not end a million-file scan
         raise DecodeError(f"preprocessing failed: {type(e).__name__}: {e}") from None
+
+
+def prepare_input(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> torch.Tensor:
+    """The model input for one file (decode_and_transform)."""
+    return decode_and_transform(path, pp, limits)[1]
 
 
 def prepare_array(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> np.ndarray:

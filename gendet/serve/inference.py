@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gendet.data.decode import DecodeError, DecodeLimits
+from gendet.data.decode import DecodeLimits
 from gendet.data.decode_pool import DecodePool
-from gendet.data.preprocess import ImageTransform, Preprocess, decode_for_model
+from gendet.data.preprocess import Preprocess
 from gendet.detect.model import ScanModel
-from gendet.detect.pipeline import score_batch
+from gendet.detect.pipeline import decode_and_transform, score_batch
 from gendet.explain.evidence import centre_region, explain_image
 from gendet.explain.overlay import heatmap_png
 from gendet.serve.limits import Limits, check_upload, upload_error
@@ -54,12 +54,7 @@ def prepare_upload(data: bytes, pp: Preprocess, limits: DecodeLimits, formats: t
     all an explanation reads, given the batch's score; 260 x 260 pixels instead of a 36 Mpx upload).
 
     Raises DecodeError; arrays travel back by value (see gendet.detect.pipeline.prepare_array)."""
-    image = decode_for_model(data, pp, limits, formats=formats)
-    try:
-        # eval transforms draw no random numbers; the rng only fills the call signature
-        tensor = ImageTransform(pp, train=False)(image, np.random.default_rng(0))
-    except Exception as e:  # noqa: BLE001 - an image the transform cannot take is still the upload's problem
-        raise DecodeError(f"preprocessing failed: {type(e).__name__}: {e}") from None
+    image, tensor = decode_and_transform(data, pp, limits, formats)
     kept = np.asarray(centre_region(image, pp)) if keep_image else None
     return tensor.numpy(), kept
 
