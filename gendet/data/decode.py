@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -324,7 +324,7 @@ def decode_image(
     """
     limits = limits or DEFAULT_LIMITS
     if max_pixels is not None:
-        limits = DecodeLimits(**{**limits.to_dict(), "max_pixels": max_pixels})
+        limits = replace(limits, max_pixels=max_pixels)
     path = None if isinstance(source, bytes | bytearray) else source
     try:
         if path is not None:

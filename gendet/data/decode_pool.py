@@ -84,6 +84,13 @@ def _worker_main(conn: Connection) -> None:
         conn.send(result)
 
 
+def _died(w: _Worker, detail: str = "") -> WorkerLost:
+    """The error for the task of a worker that died; reaps it first, so the message can name the signal."""
+    w.proc.join(timeout=1)
+    return WorkerLost(f"the decoder process died while decoding this file ({_signal_name(w.proc.exitcode)}{detail}; "
+                      "out of memory?); it was replaced and the rest went on", WORKER_DIED)
+
+
 class _Worker:
     def __init__(self, context: multiprocessing.context.BaseContext) -> None:
         self.conn, child = context.Pipe(duplex=True)
@@ -250,19 +257,13 @@ class DecodePool:
                 try:
                     result = w.conn.recv()
                 except Exception as e:  # noqa: BLE001 - EOF, a half-written message: its result is lost
-                    w.proc.join(timeout=1)  # reaped, so the message can name the signal
-                    self._lose(w, WorkerLost(f"the decoder process died while decoding this file "
-                                             f"({_signal_name(w.proc.exitcode)}, {type(e).__name__}; out of "
-                                             "memory?); it was replaced and the rest went on", WORKER_DIED))
+                    self._lose(w, _died(w, f", {type(e).__name__}"))
                     continue
                 future, w.future = w.future, None
                 if not future.done():
                     future.set_result(result)
             elif w.proc.sentinel in ready or not w.proc.is_alive():
-                w.proc.join(timeout=1)
-                self._lose(w, WorkerLost(f"the decoder process died while decoding this file "
-                                         f"({_signal_name(w.proc.exitcode)}; out of memory?); it was replaced "
-                                         "and the rest went on", WORKER_DIED))
+                self._lose(w, _died(w))
             elif w.future is not None and (w.cancelled or now >= w.deadline):
                 why = ("cancelled" if w.cancelled else
                        f"decoding took longer than {self.timeout_s:g} s; the decoder process was stopped and "

@@ -13,7 +13,7 @@ Retry-After, never unbounded memory or latency.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from gendet.data.decode import (
     CORRUPT,
@@ -96,8 +96,7 @@ class Limits:
     @property
     def decode_limits(self) -> DecodeLimits:
         """The decode budgets with this server's pixel and byte caps."""
-        return DecodeLimits(**{**self.decode.to_dict(), "max_pixels": self.max_pixels,
-                               "max_file_bytes": self.max_upload_bytes})
+        return replace(self.decode, max_pixels=self.max_pixels, max_file_bytes=self.max_upload_bytes)
 
     def to_dict(self) -> dict:
         return asdict(self)
