@@ -25,18 +25,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(d.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return out
+from proc_tree import children_by_parent  # noqa: E402
 
 
 def main() -> None:
@@ -58,9 +49,10 @@ def main() -> None:
     time.sleep(args.wait)
     killed = 0
     for _ in range(args.kills):
-        servers = [p for p in children(scan.pid)
+        tree = children_by_parent()
+        servers = [p for p in tree.get(scan.pid, [])
                    if "forkserver" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
-        workers = children(servers[0]) if servers else []
+        workers = tree.get(servers[0], []) if servers else []
         if workers:
             os.kill(workers[0], signal.SIGKILL)
             killed += 1
