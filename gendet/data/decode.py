@@ -188,42 +188,56 @@ def read_file(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) ->
 _JPEG_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 
-def check_jpeg_structure(data: bytes, limits: DecodeLimits) -> None:
-    """Count JPEG segments and scans without decoding (headers are walked by their lengths, so an
-    embedded EXIF thumbnail does not count)."""
-    pos, n, markers, scans = 2, len(data), 0, 0
+def iter_jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(marker, start, end) of each top-level JPEG segment after SOI, without decoding: headers are walked by
+    their lengths (so an embedded EXIF thumbnail is one APP1 segment), an SOS segment runs to the end of its
+    entropy-coded scan. `start` is the segment's first 0xFF; a truncated last segment ends at len(data)."""
+    pos, n = 2, len(data)
     while pos < n - 1:
         if data[pos] != 0xFF:
             nxt = data.find(b"\xff", pos)
             if nxt < 0:
                 return
             pos = nxt
+        start = pos
         while pos < n and data[pos] == 0xFF:  # fill bytes
             pos += 1
         if pos >= n:
             return
         marker = data[pos]
         pos += 1
+        if marker == 0xD9 or marker == 0x01 or 0xD0 <= marker <= 0xD7:  # EOI, standalone markers
+            yield marker, start, pos
+            if marker == 0xD9:
+                return
+            continue
+        if pos + 2 > n:
+            yield marker, start, n
+            return
+        pos += struct.unpack_from(">H", data, pos)[0]
+        if marker == 0xDA:  # SOS: the entropy-coded scan follows
+            m = _JPEG_NEXT_MARKER.search(data, pos)
+            yield marker, start, m.start() if m else n
+            if m is None:
+                return
+            pos = m.start()
+        else:
+            yield marker, start, pos
+
+
+def check_jpeg_structure(data: bytes, limits: DecodeLimits) -> None:
+    """Count JPEG segments and progressive scans (iter_jpeg_segments) against the limits."""
+    markers = scans = 0
+    for marker, _, _ in iter_jpeg_segments(data):
         markers += 1
         if markers > limits.max_jpeg_markers:
             raise DecodeError(f"JPEG with more than {limits.max_jpeg_markers} markers (limit max_jpeg_markers)",
                               kind=LIMIT)
-        if marker == 0xD9:  # EOI
-            return
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # standalone markers
-            continue
-        if pos + 2 > n:
-            return
-        pos += struct.unpack_from(">H", data, pos)[0]
-        if marker == 0xDA:  # SOS: skip the entropy-coded scan
+        if marker == 0xDA:
             scans += 1
             if scans > limits.max_jpeg_scans:
                 raise DecodeError(f"JPEG with more than {limits.max_jpeg_scans} progressive scans "
                                   "(limit max_jpeg_scans)", kind=LIMIT)
-            m = _JPEG_NEXT_MARKER.search(data, pos)
-            if m is None:
-                return
-            pos = m.start()
 
 
 def check_png_structure(data: bytes, limits: DecodeLimits) -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gendet.data.decode import iter_jpeg_segments
+
 # (width, height) after decoding (EXIF rotation applied).
 VALID_SIZES: dict[str, tuple[int, int]] = {
     "plain_jpeg": (40, 30),
@@ -139,31 +141,12 @@ def wide_png_bytes(width: int = 600_000, height: int = 1) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
 
 
-def _jpeg_segments(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each top-level segment after SOI, an SOS segment including its entropy-coded data."""
-    import re
-
-    out, pos = [], 2
-    while pos < len(data) - 1:
-        marker = data[pos + 1]
-        if marker == 0xD9:
-            out.append((pos, pos + 2))
-            break
-        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
-        if marker == 0xDA:
-            m = re.compile(rb"\xff[^\x00\xd0-\xd7]").search(data, end)
-            end = m.start() if m else len(data)
-        out.append((pos, end))
-        pos = end
-    return out
-
-
 def many_scans_jpeg_bytes(scans: int = 20_000, size: int = 256) -> bytes:
     """A progressive JPEG whose smallest AC scan is repeated: libjpeg walks the whole image for every copy."""
     buf = io.BytesIO()
     Image.fromarray(_noise(size, size)).save(buf, format="JPEG", quality=90, progressive=True)
     data = buf.getvalue()
-    segs = _jpeg_segments(data)
+    segs = [(start, end) for _, start, end in iter_jpeg_segments(data)]
     sos = [s for s in segs if data[s[0] + 1] == 0xDA]
 
     def spectral_start(seg: tuple[int, int]) -> int:
