@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -324,7 +324,6 @@ def decode_image(
     source: str | os.PathLike | bytes,
     limits: DecodeLimits | None = None,
     *,
-    max_pixels: int | None = None,
     short_side: int | None = None,
     pad_to: int | None = None,
     formats: tuple[str, ...] | None = None,
@@ -337,8 +336,6 @@ def decode_image(
     Raises DecodeError with a reason for anything else.
     """
     limits = limits or DEFAULT_LIMITS
-    if max_pixels is not None:
-        limits = replace(limits, max_pixels=max_pixels)
     path = None if isinstance(source, bytes | bytearray) else source
     try:
         if path is not None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gendet.data import DecodeError, decode_image
+from gendet.data import DecodeError, DecodeLimits, decode_image
 
 from .hostile_corpus import INVALID, VALID, VALID_SIZES, build_hostile_corpus, png_bomb_bytes
 
@@ -94,7 +94,7 @@ def test_bytes_input() -> None:
 
 def test_bomb_limit_is_per_call(corpus: dict[str, Path]) -> None:
     with pytest.raises(DecodeError, match="too large"):
-        decode_image(corpus["plain_jpeg"], max_pixels=100)
+        decode_image(corpus["plain_jpeg"], DecodeLimits(max_pixels=100))
 
 
 def test_missing_file() -> None:
