@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    help="genuine preset, detectors other than probe: TrainConfig fields per cell, e.g. epochs=2")
     g.add_argument("--recipes", default=None,
                    help="comma-separated training recipes to run (default: all; 'default' is the shipped recipe)")
+    g.add_argument("--degradations", default=None,
+                   help="comma-separated Task 2 degradations for the genuine preset (default: all six; 'none' for "
+                        "none: each costs one feature pass over the val split)")
     g.add_argument("--compare", default="fast",
                    help="comma-separated shipped model names or checkpoint dirs scored on the same data as they are "
                         "('' for none)")
@@ -185,12 +188,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_ablation(args: argparse.Namespace, data_root: Path, out: Path, cache: Path, t0: float,
                   progress: bool) -> int:
-    try:
-        seeds = tuple(int(x) for x in args.seeds.split(",") if x.strip())
-    except ValueError:
-        raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    if not seeds:
-        raise UsageError("--seeds is empty")
+    seeds = _parse_seeds(args.seeds)
     options = AblationOptions(seeds=seeds, recipe=args.recipe, train_subset=args.train_subset, align=args.align,
                               device=args.device, cache_dir=cache, progress=progress)
     print(f"[bench] {args.ablation} ablation ({ABLATIONS[args.ablation].variants}) x {len(seeds)} seeds")
@@ -204,6 +202,47 @@ def _run_ablation(args: argparse.Namespace, data_root: Path, out: Path, cache: P
     path = write_results(results, out)
     html, _ = build_study_report(args.ablation, results, out)
     print(f"[bench] results: {path}\n[bench] report:  {html}")
+    _print_study(ablation)
+    print(f"[bench] done in {results['timings']['total_s']:.0f} s")
+    return 0
+
+
+def _parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UsageError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise UsageError("--seeds is empty")
+    return seeds
+
+
+def _run_genuine_ablation(args: argparse.Namespace, t0: float) -> int:
+    from gendet.evaluation.ablations import run_genuine_study
+    from gendet.evaluation.fidelity import default_cache_dir
+    from gendet.report.genuine_study_report import build_genuine_study_report
+
+    seeds = _parse_seeds(args.seeds)
+    out: Path = args.out
+    options = AblationOptions(seeds=seeds, recipe=args.recipe, align=args.align, device=args.device,
+                              cache_dir=args.cache_dir or default_cache_dir(), progress=not args.no_progress)
+    print(f"[bench] {args.ablation} ablation on the genuine preset x {len(seeds)} seeds")
+    try:
+        ablation = run_genuine_study(args.ablation, args.data, out / "ablation", options)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    results = {"preset": "genuine", "command": command_line(args), "seed": list(seeds), "align": args.align,
+               "description": f"{args.ablation} ablation on the genuine preset ({args.data})", "study": args.ablation,
+               "ablation": ablation, "timings": {"total_s": round(time.monotonic() - t0, 1)}}
+    path = write_results(results, out)
+    html, md = build_genuine_study_report(results, out)
+    print(f"[bench] results: {path}\n[bench] report:  {html}\n[bench] markdown: {md}")
+    _print_study(ablation)
+    print(f"[bench] done in {results['timings']['total_s']:.0f} s")
+    return 0
+
+
+def _print_study(ablation: dict) -> None:
     for name, row in ablation["table"].items():
         cells = "  ".join(f"{m} {c['mean']:.4g}" for m, c in row.items() if c.get("mean") is not None)
         print(f"  {name:<24} {cells}")
@@ -211,8 +250,6 @@ def _run_ablation(args: argparse.Namespace, data_root: Path, out: Path, cache: P
         p = "" if r.get("p_value") is None else f" (p = {r['p_value']:.2f} over seeds)"
         verdict = {True: "holds", False: "does not hold", None: "not measured"}[r.get("holds")]
         print(f"  {verdict}{p}: {claim}")
-    print(f"[bench] done in {results['timings']['total_s']:.0f} s")
-    return 0
 
 
 def _run_genuine(args: argparse.Namespace, t0: float) -> int:
@@ -227,6 +264,8 @@ def _run_genuine(args: argparse.Namespace, t0: float) -> int:
                          "generator, group; e.g. shared/data/genuine/MANIFEST.csv)")
     if not args.data.exists():
         raise UsageError(f"--data {args.data} does not exist")
+    if args.ablation:
+        return _run_genuine_ablation(args, t0)
     names = None
     if args.recipes:
         names = [r.strip() for r in args.recipes.split(",") if r.strip()]
@@ -235,6 +274,15 @@ def _run_genuine(args: argparse.Namespace, t0: float) -> int:
             raise UsageError(f"--recipes: unknown {unknown}; known: {', '.join(recipes(2))}")
     overrides = parse_overrides(args.overrides)
     train_cfg = parse_overrides(args.train_overrides)
+    from gendet.evaluation.degradations import DEGRADATIONS
+
+    degradations = tuple(DEGRADATIONS)
+    if args.degradations is not None:
+        degradations = () if args.degradations.strip() == "none" else tuple(
+            d.strip() for d in args.degradations.split(",") if d.strip())
+        unknown = sorted(set(degradations) - set(DEGRADATIONS))
+        if unknown:
+            raise UsageError(f"--degradations: unknown {unknown}; known: {', '.join(DEGRADATIONS)}")
     detectors = [d.strip() for d in (args.detectors or "probe").split(",") if d.strip()]
     if len(detectors) != 1:
         raise UsageError("--preset genuine runs one detector per bench (--detectors NAME); default probe")
@@ -248,6 +296,7 @@ def _run_genuine(args: argparse.Namespace, t0: float) -> int:
     try:
         results = run_genuine_bench(args.data, args.cache_dir or default_cache_dir(), detectors[0], overrides,
                                     seed=args.seed, align=args.align, recipe_names=names, device=args.device,
+                                    degradations=degradations,
                                     workers=args.workers, progress=progress, command=command_line(args),
                                     train_cfg=train_cfg)
     except ValueError as e:

@@ -38,17 +38,21 @@ class AblationStudy:
     runner: str  # "module:function": (data_root, out_dir, AblationOptions) -> ablation block
     report: str  # "module:function": (results, out_dir) -> (html path, md path)
     variants: str  # one line for --help and the log
+    genuine_runner: str | None = None  # "module:function" for --preset genuine (data = the manifest)
 
 
 ABLATIONS: dict[str, AblationStudy] = {
     "unigendet": AblationStudy("gendet.evaluation.ablation:run_from_options",
                                "gendet.report.ablation_report:build_ablation_report",
-                               "full, w/o SMSA, w/o GDUF, w/o DIGA"),
+                               "full, w/o SMSA, w/o GDUF, w/o DIGA",
+                               "gendet.evaluation.genuine_unigendet:run_from_options"),
     "hrr": AblationStudy("gendet.evaluation.hrr_ablation:run_from_options", "gendet.report.hrr_report:build_hrr_report",
-                         "dire, hrr w/o refinement, hrr, correntropy vs squared loss at 0/10/20% label noise"),
+                         "dire, hrr w/o refinement, hrr, correntropy vs squared loss at 0/10/20% label noise",
+                         "gendet.evaluation.genuine_hrr:run_from_options"),
     "gamma": AblationStudy("gendet.evaluation.gamma_ablation:run_from_options",
                            "gendet.report.gamma_report:build_gamma_report",
-                           "full, w/o seg heads, w/o RCA, w/o manipulated data"),
+                           "full, w/o seg heads, w/o RCA, w/o manipulated data",
+                           "gendet.evaluation.genuine_gamma:run_from_options"),
 }
 
 
@@ -65,6 +69,15 @@ def get_ablation(name: str) -> AblationStudy:
 
 def run_study(name: str, data_root: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
     return _resolve(get_ablation(name).runner)(data_root, out, options)
+
+
+def run_genuine_study(name: str, manifest: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
+    """The study on the genuine preset (its own runner: pretrained backbones, leave-one-group-out)."""
+    entry = get_ablation(name).genuine_runner
+    if entry is None:
+        raise ValueError(f"the {name} ablation has no genuine-preset version yet; available: "
+                         f"{', '.join(k for k, v in ABLATIONS.items() if v.genuine_runner)}")
+    return _resolve(entry)(manifest, out, options)
 
 
 def build_study_report(name: str, results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:

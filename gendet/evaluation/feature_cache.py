@@ -99,7 +99,10 @@ class FeatureCache:
 
 
 def model_key(detector: Any) -> str:
-    """What the features depend on in the model: backbone name, its weights' sha256, taps."""
+    """What the features depend on in the model: backbone name, its weights' sha256, taps (or, for a detector
+    with more frozen parts, its own `feature_key()`)."""
+    if hasattr(detector, "feature_key"):
+        return str(detector.feature_key())
     c = detector.config
     return f"{c['backbone']}-" + _digest({"backbone": c["backbone"], "sha256": c.get("backbone_sha256"),
                                           "taps": list(c["taps"]), "pretrained": c.get("pretrained", True)})

@@ -35,6 +35,7 @@ from gendet.data.layouts import read_samples
 from gendet.data.sample import Sample
 from gendet.evaluation.degradations import DEGRADATIONS
 from gendet.evaluation.feature_cache import FeatureCache, model_key, sample_digests
+from gendet.evaluation.genuine_autoencoder import prepare_frozen_parts
 from gendet.evaluation.genuine_cells import (
     HOLDOUT,
     OOF_FOLDS,
@@ -120,6 +121,7 @@ def run_genuine_bench(
     labels = np.array([int(s.label) for s in samples])
     torch.manual_seed(seed)
     detector = create_detector(detector_name, **(detector_config or {}))
+    frozen_info = prepare_frozen_parts(detector, [s for s in samples if s.split == "train"], cache_dir, seed, progress)
     train_idx = [i for i, s in enumerate(samples) if s.split == "train" and s.generator not in EXCLUDED_GROUPS]
     val_idx = [i for i, s in enumerate(samples) if s.split != "train"]
     real_val = [i for i in val_idx if labels[i] == 0]
@@ -225,7 +227,8 @@ def run_genuine_bench(
         "align": align,
         "gendet_version": gendet.__version__,
         "data": {"manifest": str(data), "n_files": len(samples), "counts": n},
-        "detector": {"label": label or detector_name, "name": detector_name, "config": detector.config},
+        "detector": {"label": label or detector_name, "name": detector_name, "config": detector.config,
+                     **({"autoencoder": frozen_info} if frozen_info else {})},
         "groups": groups,
         "protocol": {
             "logo_test": "all images of the held-out group (none trained on) vs the real val split",
@@ -284,6 +287,7 @@ def fit_probe(
     t0 = time.monotonic()
     samples = [*train, *held]
     labels = np.array([int(s.label) for s in samples])
+    prepare_frozen_parts(detector, list(train), cache_dir, seed, progress)  # the held part never trains the frozen AE
     r = recipes(n_draws)[recipe]
     views = make_views(detector, align, seed, n_draws, ())
     every = list(range(len(samples)))

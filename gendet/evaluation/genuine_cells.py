@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from gendet.data.layouts import split_holdout
@@ -150,8 +149,7 @@ class HeadCell:
         self.held_idx = list(held_idx) if held_scores is not None else table.usable((recipe.test_view,), held_idx)
         x, y = table.rows(recipe.train_views, self.fit_idx, labels)
         detector.fit_head(x, y, seed=seed)
-        self.coef = (detector.feat_mean.clone(), detector.feat_std.clone(), detector.fc.weight.detach().clone(),
-                     detector.fc.bias.detach().clone())
+        self.state = detector.head_state()
         self.held_scores = self.scores(self.held_idx) if held_scores is None else np.asarray(held_scores)
         keep = np.isfinite(self.held_scores)
         self.held_idx = [i for i, k in zip(self.held_idx, keep, strict=True) if k]
@@ -181,11 +179,7 @@ class HeadCell:
     def scores(self, idx: Sequence[int], view: str | None = None) -> np.ndarray:
         view = view or self.recipe.test_view
         d = self.detector
-        with torch.no_grad():
-            d.feat_mean.copy_(self.coef[0])
-            d.feat_std.copy_(self.coef[1])
-            d.fc.weight.copy_(self.coef[2])
-            d.fc.bias.copy_(self.coef[3])
+        d.load_head_state(self.state)
         out = np.full(len(idx), np.nan)
         have = [j for j, i in enumerate(idx) if self.table.feats[view][i] is not None]
         if have:  # one view's features share their crop count: one batched head call

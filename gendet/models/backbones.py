@@ -195,15 +195,31 @@ class Backbone(nn.Module):
             if x.shape[-2:] != (299, 299):
                 x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
             return self.net(x)  # mean/std 0.5 map [0, 1] to the [-1, 1] the TorchScript model takes
+        return torch.cat([m.mean(dim=(2, 3)) for m in self._maps(x)], dim=1)
+
+    def _maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Lite feature maps: the head's (after conv_head + BN + ReLU6), then each tapped stage's."""
         net = self.net
         h = net.bn1(net.conv_stem(x))
-        pooled = []
+        taps = []
         for i, stage in enumerate(net.blocks):
             h = stage(h)
             if i in self.taps:
-                pooled.append(h.mean(dim=(2, 3)))
-        h = net.bn2(net.conv_head(h))
-        return torch.cat([h.mean(dim=(2, 3)), *pooled], dim=1)
+                taps.append(h)
+        return [net.bn2(net.conv_head(h)), *taps]
+
+    def tokens(self, x: torch.Tensor, grid: int) -> torch.Tensor:
+        """(B, grid*grid, feature_dim): the features of `forward`, pooled per cell of a grid x grid partition of
+        the image instead of over all of it (row-major), for heads that attend over image regions."""
+        if not self.spec.arch:
+            raise ValueError(f"{self.spec.name} has no feature maps to pool into tokens")
+        if grid < 1:
+            raise ValueError(f"grid must be >= 1, got {grid}")
+        chunks = [x[i:i + self.CPU_CHUNK] for i in range(0, x.shape[0], self.CPU_CHUNK)] if x.device.type == "cpu" \
+            else [x]
+        out = [torch.cat([F.adaptive_avg_pool2d(m, grid).flatten(2) for m in self._maps(c)], dim=1).transpose(1, 2)
+               for c in chunks]
+        return torch.cat(out)
 
 
 def _with_classifier(arch: str) -> nn.Module:

@@ -23,6 +23,7 @@ from torch import nn
 from gendet.data.preprocess import ImageOp
 from gendet.models.backbones import attach_backbone, get_spec
 from gendet.models.base import Detector
+from gendet.models.cached_head import head_state, load_head_state
 from gendet.training.augmentations import make_augment, merge_augment
 
 # CNNSpot's Blur+JPEG (0.5) at a lighter strength: the genuine set's photos are already JPEGs.
@@ -107,6 +108,12 @@ class Probe(Detector):
             self.feat_std.copy_(torch.from_numpy(std).float())
             self.fc.weight.copy_(torch.from_numpy(clf.coef_).float())
             self.fc.bias.copy_(torch.from_numpy(clf.intercept_).float())
+
+    def head_state(self) -> dict[str, torch.Tensor]:
+        return head_state(self, ("backbone",))
+
+    def load_head_state(self, state: dict[str, torch.Tensor]) -> None:
+        load_head_state(self, state, ("backbone",))
 
     def head_logits(self, raw: np.ndarray) -> np.ndarray:
         """The head's logits for raw cached features (N, D) or (N, crops, D) -> mean over crops."""

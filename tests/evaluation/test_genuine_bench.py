@@ -78,3 +78,27 @@ def test_any_registered_detector_runs_through_the_trainer(genuine_manifest, tmp_
     assert set(d["logo"]) == {"gen_a", "gen_b", "gen_c"} and d["logo_mean_auc"] is not None
     assert set(d["task2"]) == {"none", "jpeg_30"}
     assert res["train_on_one"] == {}
+
+
+@pytest.mark.parametrize("name", ["unigendet_lite", "gamma_lite", "hrr_lite"])
+def test_the_seed_systems_run_in_the_genuine_bench_from_the_cli(name, genuine_manifest, tmp_path) -> None:
+    from gendet.models import get_detector_class
+
+    small = {**get_detector_class(name).small_config, "crops": 4}
+    out = tmp_path / "bench"
+    code = main(["bench", "--preset", "genuine", "--data", str(genuine_manifest), "--out", str(out), "--detectors",
+                 name, "--cache-dir", str(tmp_path / "c"), "--no-progress", "--recipes", "default",
+                 "--degradations", "none", "--compare", "", *sum((["--set", f"{k}={json.dumps(v)}"]
+                                                                  for k, v in small.items()), [])])
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    d = res["recipes"]["default"]
+    assert set(d["logo"]) == {"gen_a", "gen_b", "gen_c"} and d["logo_mean_auc"] is not None
+    assert set(d["task2"]) == {"none"} and res["detector"]["name"] == name
+    if name != "gamma_lite":  # their frozen autoencoder is trained on the real training photos first
+        assert res["detector"]["autoencoder"]["n_photos"] > 0
+
+
+def test_unknown_degradation_is_a_usage_error(genuine_manifest, tmp_path) -> None:
+    assert main(["bench", "--preset", "genuine", "--data", str(genuine_manifest), "--out", str(tmp_path / "x"),
+                 "--degradations", "jpeg_31"]) == 2
