@@ -4,8 +4,8 @@ Model: `hrr_lite` (reconstruction residuals of the genuine autoencoder at scales
 by frozen EfficientNet-Lite2). One cached feature table per seed serves every variant: DIRE is the
 scale-1 columns of the same features (exactly what `dire_lite` computes). Variants, each
 leave-one-group-out per seed:
-- "dire": scale 1, logistic regression;
-- "hrr w/o refinement": three scales, logistic regression (isolates multi-scale retrospection);
+- "dire": scale 1, linear head (BCE);
+- "hrr w/o refinement": three scales, linear head (isolates multi-scale retrospection);
 - "hrr": three scales + the correntropy sparse additive refinement (Welsch loss);
 - "hrr (squared loss)": the same refinement with the squared loss (isolates the loss);
 - both refinements again with 10 % and 20 % of the training rows' labels flipped (seeded per seed and

@@ -44,7 +44,7 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "w/o DIGA": {"smsa": True, "gduf": True, "diga": False},
 }
 RECIPES: dict[str, dict[str, Any]] = {
-    "genuine": {"steps": 400, "diga_steps": 400, "fidelity_n": 200, "ae_steps": 800},
+    "genuine": {"steps": 300, "diga_steps": 300, "fidelity_n": 200, "ae_steps": 800},
     "smoke": {"steps": 6, "diga_steps": 4, "fidelity_n": 8, "ae_steps": 4},  # checks the pipeline only
 }
 

@@ -10,7 +10,8 @@ gendet.evaluation.genuine_autoencoder, trained on native-resolution crops of the
   the features of every scale are concatenated (the components);
 - feature refinement (`refine="afr"`): the correntropy-induced sparse additive machine of
   gendet.models.hrr.refinement over the components (Welsch or squared loss, group sparsity, KL
-  bottleneck), trained with AdamW on cached features; `refine="none"`: L2 logistic regression.
+  bottleneck), trained with AdamW on cached features; `refine="none"`: a linear head, BCE, the same optimiser
+  and steps (the toy HRR's "without refinement").
 `dire_lite` is the single-scale, linear-head member (DIRE's recipe on the same reconstructor).
 """
 
@@ -26,7 +27,7 @@ from torch import nn
 from gendet.generation.autoencoder import Autoencoder
 from gendet.models.backbones import attach_backbone
 from gendet.models.cached_head import CachedHeadDetector, adamw_loop, balanced_batches, state_digest
-from gendet.models.hrr.refinement import AdditiveRefiner, margin_residual, robust_loss
+from gendet.models.hrr.refinement import AdditiveRefiner, linear_head_loss, margin_residual, robust_loss
 from gendet.models.probe import TRANSFER_AUGMENT, TRANSFER_INPUT
 from gendet.training.augmentations import make_augment, merge_augment
 
@@ -48,7 +49,7 @@ class HRRLite(CachedHeadDetector):
         # the toy HRR's 5e-2 was for ~100 components; the penalty sums over components, so it is scaled down
         # for the 3 x 1768 here (chosen before any genuine run, not tuned on it)
         "group_lambda": 1e-3, "kl_beta": 1e-3,
-        "c": 0.01, "steps": 600, "batch": 256, "lr": 3e-3, "weight_decay": 0.0,
+        "linear_weight_decay": 0.05, "steps": 600, "batch": 256, "lr": 3e-3, "weight_decay": 0.0,
     }
     small_config: ClassVar[dict[str, Any]] = {"image_size": 32, "crops": 1, "taps": [1], "pretrained": False,
                                               "ae_channels": [8, 16, 16], "ae_steps": 2, "steps": 4}
@@ -120,36 +121,30 @@ class HRRLite(CachedHeadDetector):
         with torch.no_grad():
             self.feat_mean.copy_(torch.from_numpy(mean))
             self.feat_std.copy_(torch.from_numpy(std))
-        if c["refine"] == "none":
-            from sklearn.linear_model import LogisticRegression
-
-            clf = LogisticRegression(C=float(c["c"]), class_weight="balanced", max_iter=5000, random_state=seed)
-            clf.fit((x - mean) / std, y)
-            with torch.no_grad():
-                self.fc.weight.copy_(torch.from_numpy(clf.coef_).float())
-                self.fc.bias.copy_(torch.from_numpy(clf.intercept_).float())
-            self.fit_info = {"head": "logistic regression"}
-            return
         torch.manual_seed(seed)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
         batches = list(balanced_batches(y, int(c["batch"]), int(c["steps"]), seed))
+        afr = c["refine"] == "afr"
         self.train()
 
         def step_loss(step: int) -> torch.Tensor:
             idx = torch.from_numpy(batches[step])
             f, kl = self._logit(xt[idx])
+            if not afr:  # the linear head: BCE, L2 through the optimiser's weight decay
+                return linear_head_loss(f, yt[idx])
             fit = robust_loss(margin_residual(f, yt[idx]), str(c["refine_loss"]), float(c["welsch_sigma"])).mean()
             return fit + float(c["group_lambda"]) * self.refiner.penalty() + float(c["kl_beta"]) * kl
 
-        curve = adamw_loop(self.head_parameters(), int(c["steps"]), float(c["lr"]), float(c["weight_decay"]),
-                           step_loss)
+        decay = float(c["weight_decay"]) if afr else float(c["linear_weight_decay"])
+        curve = adamw_loop(self.head_parameters(), int(c["steps"]), float(c["lr"]), decay, step_loss)
         self.eval()
-        kept = int(self.refiner.kept_mask().sum())
-        self.fit_info = {"head": f"additive refinement ({c['refine_loss']})", "loss_curve": curve,
-                         "n_kept": kept, "n_components": self.n_components}
+        self.fit_info = {"head": f"additive refinement ({c['refine_loss']})" if afr else "linear (BCE)",
+                         "loss_curve": curve}
+        if afr:
+            self.fit_info.update(n_kept=int(self.refiner.kept_mask().sum()), n_components=self.n_components)
 
 
 class DIRELite(HRRLite):
     name = "dire_lite"
-    description = "DIRE on a frozen pretrained backbone: the single-scale reconstruction residual, linear head"
+    description = "DIRE on a frozen pretrained backbone: the single-scale reconstruction residual, linear head (BCE)"
     default_config: ClassVar[dict[str, Any]] = {**HRRLite.default_config, "scales": [1.0], "refine": "none"}
