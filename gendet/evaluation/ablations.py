@@ -118,3 +118,13 @@ def compare(table: dict[str, dict[str, dict[str, Any]]], full: str, ablated: str
     holds = None if va is None or vb is None else (va > vb if higher_is_better else va < vb)
     return {"full": va, "ablated": vb, "holds": holds,
             "p_value": welch_p(table[full][metric]["values"], table[ablated][metric]["values"])}
+
+
+def kid_claim(table: dict[str, dict[str, dict[str, Any]]], full: str, ablated: str,
+              min_reduction: float = 0.10) -> dict[str, Any]:
+    """'full lowers KID by >= min_reduction relative to ablated', on the means, with the seed-level p-value."""
+    c = compare(table, full, ablated, "kid", higher_is_better=False)
+    kf, kn = c["full"], c["ablated"]
+    rel = None if kf is None or kn is None or kn == 0 else (kn - kf) / abs(kn)
+    c.update(relative_reduction=rel, holds=None if rel is None else rel >= min_reduction)
+    return c

@@ -66,6 +66,19 @@ class VisionEncoder(nn.Module):
         return x.flatten(2).transpose(1, 2)  # (B, N, h)
 
 
+def patchify(z: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, C, H, W) latents -> (B, (H/p)(W/p), C p p) tokens, row-major."""
+    b, c, hh, ww = z.shape
+    z = z.reshape(b, c, hh // p, p, ww // p, p).permute(0, 2, 4, 1, 3, 5)
+    return z.reshape(b, (hh // p) * (ww // p), c * p * p)
+
+
+def unpatchify(tokens: torch.Tensor, p: int, c: int, g: int) -> torch.Tensor:
+    """The inverse of `patchify` for a g x g token grid of C-channel p x p patches."""
+    z = tokens.reshape(tokens.shape[0], g, g, c, p, p).permute(0, 3, 1, 4, 2, 5)
+    return z.reshape(tokens.shape[0], c, g * p, g * p)
+
+
 def detection_head(hidden: int) -> nn.Sequential:
     return nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden // 4), nn.ReLU(), nn.Linear(hidden // 4, 2))
 
@@ -169,16 +182,10 @@ class UniGenDet(Detector):
         return self.autoencoder.decode(z * self.latent_std + self.latent_mean)
 
     def _patchify(self, z: torch.Tensor) -> torch.Tensor:
-        p = int(self.config["latent_patch"])
-        b, c, hh, ww = z.shape
-        z = z.reshape(b, c, hh // p, p, ww // p, p).permute(0, 2, 4, 1, 3, 5)
-        return z.reshape(b, (hh // p) * (ww // p), c * p * p)
+        return patchify(z, int(self.config["latent_patch"]))
 
     def _unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
-        p, c, g = int(self.config["latent_patch"]), int(self.config["z_ch"]), self.latent_grid
-        b = tokens.shape[0]
-        z = tokens.reshape(b, g, g, c, p, p).permute(0, 3, 1, 4, 2, 5)
-        return z.reshape(b, c, g * p, g * p)
+        return unpatchify(tokens, int(self.config["latent_patch"]), int(self.config["z_ch"]), self.latent_grid)
 
     def _latent_tokens(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         temb = self.time_mlp(timestep_embedding(t, self.hidden).to(z.dtype))

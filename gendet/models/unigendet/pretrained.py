@@ -41,7 +41,7 @@ from gendet.models.backbones import attach_backbone, get_spec
 from gendet.models.cached_head import CachedHeadDetector, adamw_loop, balanced_batches, state_digest
 from gendet.models.probe import TRANSFER_AUGMENT, TRANSFER_INPUT
 from gendet.models.unigendet.config import COND_DROPOUT, diga_layer
-from gendet.models.unigendet.model import alignment_mlp, detection_head
+from gendet.models.unigendet.model import alignment_mlp, detection_head, patchify, unpatchify
 from gendet.models.unigendet.mot import GEN, UND, MoTTransformer
 from gendet.training.augmentations import make_augment, merge_augment
 
@@ -146,15 +146,10 @@ class UniGenDetLite(CachedHeadDetector):
 
     # ---- tokens ----------------------------------------------------------------------------------
     def _patchify(self, z: torch.Tensor) -> torch.Tensor:
-        p = int(self.config["latent_patch"])
-        b, c, hh, ww = z.shape
-        z = z.reshape(b, c, hh // p, p, ww // p, p).permute(0, 2, 4, 1, 3, 5)
-        return z.reshape(b, (hh // p) * (ww // p), c * p * p)
+        return patchify(z, int(self.config["latent_patch"]))
 
     def _unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
-        p, c, g = int(self.config["latent_patch"]), int(self.config["z_ch"]), self.latent_grid
-        z = tokens.reshape(tokens.shape[0], g, g, c, p, p).permute(0, 3, 1, 4, 2, 5)
-        return z.reshape(tokens.shape[0], c, g * p, g * p)
+        return unpatchify(tokens, int(self.config["latent_patch"]), int(self.config["z_ch"]), self.latent_grid)
 
     def _latent_tokens(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         temb = self.time_mlp(timestep_embedding(t, self.hidden).to(z.dtype))
