@@ -55,3 +55,18 @@ def test_head_solver_needs_a_probe(genuine_manifest, tmp_path) -> None:
 
 def test_default_preset_needs_a_manifest(tmp_path) -> None:
     assert main(["train", "--preset", "default", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_seed_system_trains_with_the_head_solver_and_scans(genuine_manifest, tmp_path) -> None:
+    """hrr_lite: its frozen autoencoder is trained on the training photos, the head on cached features; the
+    checkpoint holds both and scans like any other."""
+    out = tmp_path / "hrr"
+    small = [*SMALL, "--set", "ae_channels=[8,16,16]", "--set", "ae_steps=2", "--set", "steps=4"]
+    assert main(["train", "--model", "hrr_lite", "--data", str(genuine_manifest), "--out", str(out), "--cache-dir",
+                 str(tmp_path / "c"), "--no-progress", "--threshold", "val", *small]) == 0
+    cfg = read_config(out)
+    assert cfg["solver"].startswith("head") and cfg["model_config"]["autoencoder_sha256"]
+    rc = main(["detect", str(genuine_manifest.parent / "gen_a"), "--checkpoint", str(out), "--output",
+               str(tmp_path / "r.jsonl"), "--workers", "0"])
+    recs = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert rc == 0 and len(recs) == 8 and all(0.0 <= r["score"] <= 1.0 for r in recs)
