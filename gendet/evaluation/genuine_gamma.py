@@ -26,7 +26,7 @@ from PIL import Image
 from gendet.data.manipulations.codes import SOURCE_NAMES, decode_source_map
 from gendet.data.preprocess import Preprocess, apply_plan, plan_crop_grid
 from gendet.data.sample import Sample
-from gendet.evaluation.ablations import AblationOptions, compare, interval
+from gendet.evaluation.ablations import AblationOptions, compare, interval, pick_recipe
 from gendet.evaluation.feature_cache import FeatureCache, model_key, sample_digests
 from gendet.evaluation.genuine_cells import compute_table, make_views
 from gendet.evaluation.genuine_manipulated import build_genuine_manipulated
@@ -182,8 +182,6 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
 
 
 def run_from_options(data: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    recipe = options.recipe or "genuine"
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown --recipe {recipe!r} for the genuine gamma ablation; available: {', '.join(RECIPES)}")
+    recipe = pick_recipe(options, RECIPES, "genuine", "genuine gamma")
     return run_genuine_gamma(data, out, options.seeds, recipe, options.align, options.device, options.cache_dir,
                              options.progress)

@@ -27,7 +27,7 @@ import torch
 
 from gendet.data.decode import DecodeError
 from gendet.data.preprocess import ImageTransform, decode_for_model
-from gendet.evaluation.ablations import AblationOptions, compare, interval
+from gendet.evaluation.ablations import AblationOptions, compare, interval, pick_recipe
 from gendet.evaluation.genuine_autoencoder import fit_genuine_autoencoder, training_photos
 from gendet.evaluation.genuine_study import GenuineSplit, feature_table, load_split, logo, probe_baseline
 from gendet.models import create_detector
@@ -89,7 +89,7 @@ def run_genuine_hrr(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), r
     cache = Path(cache_dir) if cache_dir else out / "cache"
     t0 = time.monotonic()
     split = load_split(data)
-    ae = fit_genuine_autoencoder(training_photos([split.samples[i] for i in split.train_idx]), cache, seed=0,
+    ae = fit_genuine_autoencoder(training_photos(split.real_train()), cache, seed=0,
                                  steps=recipe["ae_steps"], progress=progress)
     names = [*BASE_VARIANTS, *(noisy_name(v, r) for v in NOISY for r in recipe["label_noise"]), "probe (baseline)"]
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in names}
@@ -159,8 +159,6 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]], noise: list[float]) -> 
 
 
 def run_from_options(data: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    recipe = options.recipe or "genuine"
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown --recipe {recipe!r} for the genuine hrr ablation; available: {', '.join(RECIPES)}")
+    recipe = pick_recipe(options, RECIPES, "genuine", "genuine hrr")
     return run_genuine_hrr(data, out, options.seeds, recipe, options.align, options.device, options.cache_dir,
                            options.progress)

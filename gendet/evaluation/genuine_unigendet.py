@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageOps
 
 from gendet.data.decode import DecodeError, decode_image
-from gendet.evaluation.ablations import AblationOptions, compare, interval, kid_claim
+from gendet.evaluation.ablations import AblationOptions, compare, interval, kid_claim, pick_recipe
 from gendet.evaluation.fidelity import FeatureExtractor, InceptionExtractor, compute_features, kid
 from gendet.evaluation.genuine_autoencoder import fit_genuine_autoencoder, training_photos
 from gendet.evaluation.genuine_study import (
@@ -81,7 +81,7 @@ def run_genuine_unigendet(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1,
     cache = Path(cache_dir) if cache_dir else out / "cache"
     t0 = time.monotonic()
     split = load_split(data)
-    photos = training_photos([split.samples[i] for i in split.train_idx])
+    photos = training_photos(split.real_train())
     ae = fit_genuine_autoencoder(photos, cache, seed=0, steps=recipe["ae_steps"], progress=progress)
     extractor = extractor or InceptionExtractor()
     real_feats = compute_features(real_val_images(split, recipe["fidelity_n"]), extractor, cache)
@@ -167,9 +167,6 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
 
 
 def run_from_options(data: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    recipe = options.recipe or "genuine"
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown --recipe {recipe!r} for the genuine unigendet ablation; available: "
-                         f"{', '.join(RECIPES)}")
+    recipe = pick_recipe(options, RECIPES, "genuine", "genuine unigendet")
     return run_genuine_unigendet(data, out, options.seeds, recipe, options.align, options.device, options.cache_dir,
                                  options.progress)
