@@ -6,6 +6,8 @@ On the same images and model, in one run:
   (c) model     - forward only, on tensors decoded beforehand, at the same batch size as (a)
   (d) core bound - what the machine's cores could do if decoding and the model shared them with
                    no overhead: cores / (decode+preprocess core-ms + model core-ms on 1 thread)
+  (a) is run with provenance on (the default: C2PA/XMP/EXIF/generator chunks read from the same bytes),
+  off, and on + invisible-watermark decoding (--watermark), side by side: what provenance costs.
 and the ratios a/b (what batching + overlapped decoding buy), a/c (how much of the
 decode cost is hidden behind compute; 1.0 = all of it) and a/d (how close the pipeline gets
 to the cores' limit when decoding costs as much as the model, as with a small model on a CPU).
@@ -13,7 +15,8 @@ Peak RSS: a child process scans --rss-n inputs (hard links to the bench images, 
 fly) and reports ru_maxrss of itself and of its largest decoding worker; a scan of a tenth
 as many inputs runs first so the two can be compared (flat = memory does not grow with n).
 
-Images: JPEG crops (q90) of gendet's shipped real photos at --image-size-on-disk.
+Images: JPEG crops (q90) of gendet's shipped real photos at --image-size-on-disk, each with camera EXIF
+and an XMP packet (what provenance reads in a camera photo).
 Model: --checkpoint, else the shipped default model, else (or with --stand-in) a freshly initialised
 resnet50[arch=resnet18] at --stand-in-size px (same compute as a trained one; scores meaningless).
 
@@ -33,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 import gendet  # noqa: F401 - sets OMP_WAIT_POLICY before torch loads
 from gendet.cli.detect_cmd import default_workers
@@ -41,8 +45,26 @@ from gendet.data.preprocess import ImageTransform
 from gendet.data.real_photos import list_photos
 from gendet.detect import ScanModel, default_checkpoint_dir, load_scan_model, scan
 from gendet.detect.pipeline import score_batch
+from gendet.detect.prepare import ScanTask
 from gendet.models.checkpoint import save_checkpoint
 from gendet.models.registry import create_detector
+from gendet.provenance import ProvenanceOptions, read_provenance
+from gendet.provenance.watermark import available as watermark_available
+
+
+def _camera_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0131] = "Canon", "Canon EOS 5D Mark II", "Adobe Photoshop Lightroom 6.3"
+    ifd = exif.get_ifd(0x8769)
+    ifd[0x829A], ifd[0x829D], ifd[0x8827] = 1 / 200, 5.6, 100
+    return exif
+
+
+CAMERA_EXIF = _camera_exif()
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+       b'<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+       b'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"/>'
+       b'</rdf:RDF></x:xmpmeta>')
 
 
 def make_images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
@@ -58,7 +80,7 @@ def make_images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
         im = photo.resize((max(w, round(photo.width * scale)), max(h, round(photo.height * scale))))
         x, y = int(rng.integers(0, im.width - w + 1)), int(rng.integers(0, im.height - h + 1))
         p = folder / f"img_{i:05d}.jpg"
-        im.crop((x, y, x + w, y + h)).save(p, quality=90)
+        im.crop((x, y, x + w, y + h)).save(p, quality=90, exif=CAMERA_EXIF, xmp=XMP)
         paths.append(p)
     return paths
 
@@ -95,11 +117,11 @@ def pick_checkpoint(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
 
 
 def bench_pipeline(folder: Path, model: ScanModel, args: argparse.Namespace, out: Path,
-                   threads: int | str = "auto") -> float:
-    """(a) as `gendet detect` runs it (--threads auto), or with a fixed --threads N."""
+                   threads: int | str = "auto", task: ScanTask | None = None) -> float:
+    """(a) as `gendet detect` runs it (--threads auto, provenance on), or with a fixed --threads N / another task."""
     t = time.perf_counter()
     res = scan([str(folder)], model, output=str(out), overwrite=True, batch_size=args.batch_size,
-               workers=args.workers, device=args.device, threads=threads)
+               workers=args.workers, device=args.device, threads=threads, task=task)
     dt = time.perf_counter() - t
     assert res.summary.errors == 0, res.summary.error_examples
     return res.summary.total / dt
@@ -118,6 +140,17 @@ def bench_naive(paths: list[Path], model: ScanModel, device: torch.device) -> tu
         score_batch(model, x, device)
     dt = time.perf_counter() - t
     return len(paths) / dt, 1000 * prep / len(paths)
+
+
+def provenance_core_ms(paths: list[Path], watermark: bool) -> float:
+    """Mean ms per image of reading provenance from the file's bytes (+ decoding watermarks from its pixels)."""
+    datas = [p.read_bytes() for p in paths]
+    images = [decode_image(d) for d in datas] if watermark else [None] * len(datas)
+    options = ProvenanceOptions(watermark=watermark)
+    t = time.perf_counter()
+    for data, image in zip(datas, images, strict=True):
+        read_provenance(data, options, image)
+    return 1000 * (time.perf_counter() - t) / len(datas)
 
 
 def bench_model_only(paths: list[Path], model: ScanModel, batch_size: int, device: torch.device) -> float:
@@ -192,6 +225,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats of (a), (b), (c); best is reported")
     ap.add_argument("--image-size-on-disk", type=int, default=256, help="shorter side of the JPEGs on disk")
     ap.add_argument("--rss-n", type=int, default=10_000, help="inputs for the peak-RSS scan (0 = skip)")
+    ap.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time (a) with invisible-watermark decoding (needs gendet[watermark])")
     ap.add_argument("--rss-checkpoint", default=None,
                     help="checkpoint for the RSS scans (default: the same model); 'tiny' = a tiny_cnn with the same "
                     "preprocessing, so 10k inputs take seconds (the pipeline's memory, not the big model's)")
@@ -211,7 +246,8 @@ def main() -> None:
         bench_model_only(images[: args.batch_size], model, args.batch_size, device)  # warm-up
         # Interleaved repeats, best of each: on a shared machine this compares the methods under
         # similar load instead of whichever ran during a quiet moment.
-        runs: dict[str, list[float]] = {"a": [], "a_all": [], "a_spare": [], "b": [], "c": []}
+        runs: dict[str, list[float]] = {"a": [], "a_all": [], "a_spare": [], "a_off": [], "a_wm": [], "b": [],
+                                        "c": []}
         cores = os.cpu_count() or 1
         spare = max(1, cores - args.workers)  # cores the decoding workers leave free
         prep_ms = []
@@ -221,6 +257,11 @@ def main() -> None:
             if device.type == "cpu" and args.workers > 0:  # the two settings --threads auto picks from
                 runs["a_all"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl", cores))
                 runs["a_spare"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl", spare))
+            runs["a_off"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl",
+                                                task=ScanTask("off")))
+            if args.watermark and watermark_available():
+                runs["a_wm"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl",
+                                                   task=ScanTask("on", ProvenanceOptions(watermark=True))))
             b_rate, ms = bench_naive(images, model, device)
             runs["b"].append(b_rate)
             prep_ms.append(ms)
@@ -233,6 +274,11 @@ def main() -> None:
         for key, n, why in (("a_all", cores, "all cores"), ("a_spare", spare, "cores - workers")):
             if runs[key]:
                 print(f"    same with --threads {n:<3d}: {max(runs[key]):8.1f} img/s  ({why})")
+        off = max(runs["a_off"])
+        print(f"    same, provenance off   : {off:8.1f} img/s  (provenance on costs {100 * (1 - a / off):+.1f} %)")
+        if runs["a_wm"]:
+            wm = max(runs["a_wm"])
+            print(f"    same, + --watermark    : {wm:8.1f} img/s  ({100 * (1 - wm / off):+.1f} % vs off)")
         print(f"(b) naive per-image loop   : {b:8.1f} img/s  (decode + preprocess {prep_ms:.2f} ms/img)")
         print(f"(c) model only (batch {args.batch_size:>3}) : {c:8.1f} img/s")
         print(f"a/b = {a / b:.2f} (goal >= 1.3 on CPU, >= 5 on GPU)   a/c = {a / c:.2f} (goal >= 0.9)")
@@ -241,6 +287,13 @@ def main() -> None:
             d = cores * 1000.0 / (prep_ms + m_ms)
             print(f"(d) core bound             : {d:8.1f} img/s  (decode + preprocess {prep_ms:.2f} + model "
                   f"{m_ms:.2f} core-ms/img on {cores} cores)   a/d = {a / d:.2f}")
+            p_ms = provenance_core_ms(images[:64], watermark=False)
+            print(f"provenance                 : {p_ms:.2f} core-ms/img = {100 * p_ms / (prep_ms + m_ms):.2f} % of "
+                  "decode + model")
+            if args.watermark and watermark_available():
+                w_ms = provenance_core_ms(images[:16], watermark=True) - p_ms
+                print(f"  + --watermark            : {w_ms:.1f} core-ms/img = {100 * w_ms / (prep_ms + m_ms):.1f} % "
+                      "of decode + model")
 
         if args.rss_n > 0:
             if args.rss_checkpoint == "tiny":

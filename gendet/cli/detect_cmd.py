@@ -18,14 +18,20 @@ from gendet.data.decode import DecodeLimits
 from gendet.detect.inputs import check_specs, is_single_file, iter_inputs
 from gendet.detect.model import ModelSetupError, ScanModel, default_checkpoint_dir, load_scan_model, resolve_device
 from gendet.detect.pipeline import ScanSummary, iter_record_batches
+from gendet.detect.prepare import PROVENANCE_MODES, ScanTask
 from gendet.detect.scan import ScanResult, scan
-from gendet.detect.writers import FORMATS, OutputError
+from gendet.detect.writers import FORMATS, OutputError, Record
 
 EPILOG = """\
 inputs: FILE, FOLDER (walked for image files), 'GLOB' (quote it; ** recurses),
   @LIST or --paths-from LIST (a text file of paths, one per line), - (paths on stdin).
-records: {"path","score","label","threshold","model","error"}; score = P(generated) in [0,1],
-  label "fake" iff score >= threshold, else "real"; on failure label/score are null and error says why.
+records: {"path","score","label","threshold","model","error","model_version","verdict","reason","conflict",
+  "provenance"}; score = P(generated) in [0,1] from the pixels only, label "fake" iff score >= threshold, else
+  "real"; on failure label/score are null and error says why. provenance: what the file says about itself
+  (C2PA, IPTC/XMP, EXIF, generator text chunks, with --watermark invisible watermarks), one finding each
+  {signal, says, strength, detail, error, generator, model}. verdict: generated | edited | real | unknown, by
+  one rule: a signed, declared or embedded finding that says generated/edited decides; otherwise the pixel
+  label; conflicts between the two are in "conflict". CSV: provenance flattened to two columns.
   Paths are absolute; a file name that is not valid UTF-8 appears in JSONL as \\udcXX escapes:
   os.fsencode(json.loads(line)["path"]) gives its exact bytes.
 examples:
@@ -33,6 +39,7 @@ examples:
   gendet detect ~/Pictures --output scan.jsonl --workers 4
   find /data -name '*.png' | gendet detect - --output scan.csv
   gendet detect ~/Pictures --output scan.jsonl --resume     # continue a killed scan
+  gendet detect uploads/ --provenance only --output meta.csv  # metadata only, no pixel model (fast)
   gendet detect /data --engine ray --address auto --output scan.jsonl   # on a Ray cluster (docs/cluster.md)
 """
 
@@ -86,6 +93,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    help="walk sub-folders of folder inputs (default: yes)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
+    v = p.add_argument_group("provenance (what files say about themselves)")
+    v.add_argument("--provenance", default="on", choices=PROVENANCE_MODES,
+                   help="on (default): findings beside the pixel score; off: pixels only; only: findings only, "
+                   "no pixel model")
+    v.add_argument("--watermark", action="store_true",
+                   help="also decode invisible watermarks (Stable Diffusion 1/2/XL payloads; needs "
+                   "gendet[watermark]; ~50 ms per payload and 512 px image, so off by default)")
+    v.add_argument("--c2pa-trust", default=None, metavar="PEM",
+                   help="PEM file of trust anchors: C2PA signers chaining to one count as 'signed' (otherwise a "
+                   "valid signature counts as 'declared')")
     r = p.add_argument_group("engine")
     r.add_argument("--engine", default="local", choices=("local", "ray"),
                    help="local: decoder processes on this machine; ray: Ray Data (decode tasks + a model actor "
@@ -133,25 +150,49 @@ def _check(args: argparse.Namespace) -> tuple[list[str], int]:
         args.limits = DecodeLimits.from_pairs(args.decode_limit)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    args.task = scan_task(args)
     return specs, workers
 
 
-def _verdict(specs: list[str], model: ScanModel, device: str, limits: DecodeLimits) -> int:
-    """The one-file answer: a human line on stdout."""
+def scan_task(args: argparse.Namespace) -> ScanTask:
+    """--provenance, --watermark and --c2pa-trust as the task each file gets; UsageError when unusable."""
+    try:
+        return ScanTask.from_options(args.provenance, args.watermark, args.c2pa_trust)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _verdict(specs: list[str], model: ScanModel, device: str, limits: DecodeLimits, task: ScanTask) -> int:
+    """The one-file answer: a human line on stdout, then one line per provenance finding."""
     summary = ScanSummary()
     batches = iter_record_batches(iter_inputs(specs), model, batch_size=1, workers=0, device=device, summary=summary,
-                                  limits=limits)
+                                  limits=limits, task=task)
     rec = next(r for batch in batches for r in batch)
+    if rec.error is not None and rec.verdict is None:
+        print(f"{rec.path}: error: {rec.error}", file=sys.stderr)
+        _print_findings(rec)
+        return 1
+    words = {"generated": "GENERATED (fake)", "edited": "EDITED", "real": "REAL", "unknown": "UNKNOWN"}
+    line = f"{rec.path}: {words.get(str(rec.verdict), 'REAL' if rec.label == 'real' else 'GENERATED')}"
+    if rec.score is not None:
+        cmp = ">=" if rec.label == "fake" else "<"
+        line += f"  score {rec.score:.4f} {cmp} threshold {rec.threshold:.4f} ({model.threshold_source})"
+    print(f"{line}  model {rec.model}")
+    if rec.reason and rec.reason.startswith("provenance:"):
+        print(f"  reason: {rec.reason}")
+    if rec.conflict:
+        print(f"  conflict: {rec.conflict}")
+    _print_findings(rec)
     if rec.error is not None:
         print(f"{rec.path}: error: {rec.error}", file=sys.stderr)
         return 1
-    word = "GENERATED (fake)" if rec.label == "fake" else "REAL"
-    cmp = ">=" if rec.label == "fake" else "<"
-    print(
-        f"{rec.path}: {word}  score {rec.score:.4f} {cmp} threshold {rec.threshold:.4f} "
-        f"({model.threshold_source})  model {rec.model}"
-    )
     return 0
+
+
+def _print_findings(rec: Record) -> None:
+    for f in rec.provenance or ():
+        error = f"  [error: {f['error']}]" if f.get("error") else ""
+        print(f"  provenance: {f['signal']} says {f['says']} ({f['strength']}): {f['detail']}{error}")
 
 
 def _print_summary(result: ScanResult, where: str) -> None:
@@ -168,6 +209,10 @@ def _print_summary(result: ScanResult, where: str) -> None:
         + (f"; model on {s.model_threads} CPU threads" if s.model_threads else ""),
         file=err,
     )
+    if s.by_provenance or s.conflicts:
+        print(f"  provenance: {s.by_provenance} verdicts set by a signed/declared/embedded finding, "
+              f"{s.conflicts} records with a conflict between provenance and pixels (see their \"conflict\")",
+              file=err)
     if s.replaced_workers:
         print(f"  {s.replaced_workers} decoder process(es) were stopped or died and were replaced "
               "(a file being decoded by one has an error record saying so)", file=err)
@@ -191,14 +236,14 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _run_ray(args, specs, model)
     if args.output is None and is_single_file(specs):
-        return _verdict(specs, model, str(device), args.limits)
+        return _verdict(specs, model, str(device), args.limits, args.task)
     output = "-" if args.output is None else args.output
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
         result = scan(
             specs, model, output=output, fmt=args.format, resume=args.resume, overwrite=args.overwrite,
             batch_size=args.batch_size, workers=workers, device=device, recursive=args.recursive,
-            progress=progress, threads=args.threads, force=args.force, limits=args.limits,
+            progress=progress, threads=args.threads, force=args.force, limits=args.limits, task=args.task,
         )
     except OutputError as e:
         raise UsageError(str(e)) from None
@@ -221,7 +266,7 @@ def _run_ray(args: argparse.Namespace, specs: list[str], model: ScanModel) -> in
         result = scan_ray(specs, model, output=output, fmt=args.format, resume=args.resume, overwrite=args.overwrite,
                           batch_size=args.batch_size, device=args.device, recursive=args.recursive,
                           progress=sys.stderr.isatty() if args.progress is None else args.progress, options=options,
-                          force=args.force)
+                          force=args.force, task=args.task)
     except OutputError as e:
         raise UsageError(str(e)) from None
     _print_summary(result, "stdout" if output == "-" else output)

@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from gendet.cli.main import UsageError, command_line
-from gendet.data.decode import DecodeError
+from gendet.data.decode import DecodeError, read_file
 from gendet.data.preprocess import decode_for_model
 from gendet.detect.model import ModelSetupError, default_checkpoint_dir, load_scan_model, resolve_device
+from gendet.detect.prepare import ScanTask
 from gendet.explain.evidence import OCCLUSION_MODES, explain_image
 from gendet.explain.overlay import save_figure
 from gendet.io import atomic_write_text
+from gendet.provenance import decide, read_provenance
 
 EPILOG = """\
 per image: OUT/<stem>_explain.png and OUT/<stem>_explain.json (a repeated stem gets -2, -3, ...).
   The JSON holds the score, threshold, relevance source (attention or gradient), every grid region's
   occlusion delta (P(generated) original - occluded; > 0 pushes toward generated) and relevance share,
   and the cues (high-frequency energy, spectral peaks, noise residual, reconstruction error) with
-  z-scores against the shipped real photos.
+  z-scores against the shipped real photos; the file's provenance findings and the verdict they give with
+  the score (the rule of `gendet detect`).
 examples:
   gendet explain photo.jpg --out explain/
   gendet explain a.png b.png --checkpoint runs/spec --grid 6 --top 4 --out explain/
@@ -53,6 +57,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--top", type=int, default=3, help="regions to report and box (default 3)")
     p.add_argument("--occlusion", default="blur", choices=OCCLUSION_MODES,
                    help="how a region is occluded: blurred (default) or replaced by the image mean")
+    p.add_argument("--watermark", action="store_true",
+                   help="also decode invisible watermarks (needs gendet[watermark]), as in gendet detect")
+    p.add_argument("--c2pa-trust", default=None, metavar="PEM", help="PEM trust anchors for C2PA signers")
     return p
 
 
@@ -81,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         model = load_scan_model(args.checkpoint, device, args.threshold)
     except (ValueError, ModelSetupError) as e:
         raise UsageError(str(e)) from None
+    try:
+        task = ScanTask.from_options("on", args.watermark, args.c2pa_trust)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if args.grid > model.preprocess.size:
         raise UsageError(f"--grid {args.grid} is larger than the model input ({model.preprocess.size} px)")
     out_dir = Path(args.out)
@@ -92,23 +103,32 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path, stem in zip(args.images, output_stems(args.images), strict=True):
         try:
-            image = decode_for_model(path, model.preprocess)
+            data = read_file(path)
+            image = decode_for_model(data, model.preprocess)
         except DecodeError as e:
             print(f"{path}: error: {e.reason}", file=sys.stderr)
             failed += 1
             continue
+        findings = read_provenance(data, task.options, image)
         ev = explain_image(
             model.detector, image, model.preprocess, model.threshold, threshold_source=model.threshold_source,
             grid=args.grid, top=args.top, occlusion=args.occlusion, model_name=model.name,
             checkpoint=str(model.checkpoint),
         )
         figure = save_figure(ev, out_dir / f"{stem}_explain.png")
+        decision = decide(ev.prob if math.isfinite(ev.prob) else None, model.threshold, findings)
         record = {"path": str(Path(path).resolve()), **ev.to_dict(), "figure": figure.name,
-                  "command": command_line(args)}
+                  "verdict": decision.verdict, "reason": decision.reason, "conflict": decision.conflict,
+                  "provenance": [f.to_dict() for f in findings], "command": command_line(args)}
         atomic_write_text(out_dir / f"{stem}_explain.json", json.dumps(record, indent=2) + "\n")
         print(f"{path}: {ev.text}")
         if ev.model_text:
             print(f"  model says: {ev.model_text}")
+        print(f"  verdict: {decision.verdict} ({decision.reason})" + (f"; conflict: {decision.conflict}"
+                                                                     if decision.conflict else ""))
+        for f in findings:
+            print(f"  provenance: {f.signal} says {f.says} ({f.strength}): {f.detail}"
+                  + (f" [error: {f.error}]" if f.error else ""))
         print(f"  -> {figure}, {stem}_explain.json")
     if failed:
         print(f"gendet explain: {failed} of {len(args.images)} inputs failed", file=sys.stderr)

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "generators": "gendet.cli.generators_cmd",
     "generate": "gendet.cli.generate_cmd",
     "explain": "gendet.cli.explain_cmd",
+    "provenance": "gendet.cli.provenance_cmd",
     "serve": "gendet.cli.serve_cmd",
     "data": "gendet.cli.data_cmd",
 }

@@ -2,6 +2,7 @@
 
 - inputs.py: command-line inputs -> a lazy stream of paths (files, folders, globs, @LIST, stdin).
 - model.py: the checkpoint to use (the shipped default unless told otherwise), its preprocessing and threshold.
+- prepare.py: what a decoder process does per file (`ScanTask`: model input + provenance from one read).
 - pipeline.py: decoder processes decode (a dead one costs only its file), the main process runs the model,
   records come out in input order.
 - writers.py: JSONL / CSV records streamed per batch, and the resume reader.
@@ -11,6 +12,7 @@
 from gendet.detect.inputs import IMAGE_EXTENSIONS, Input, InputStats, iter_inputs, walk_folder
 from gendet.detect.model import ModelSetupError, ScanModel, default_checkpoint_dir, load_scan_model, resolve_device
 from gendet.detect.pipeline import ScanSummary, iter_record_batches
+from gendet.detect.prepare import PROVENANCE_MODES, ScanTask
 from gendet.detect.scan import ScanResult, scan
 from gendet.detect.writers import FIELDS, OutputError, Record, open_writer, read_done_paths
 
@@ -21,10 +23,12 @@ __all__ = [
     "InputStats",
     "ModelSetupError",
     "OutputError",
+    "PROVENANCE_MODES",
     "Record",
     "ScanModel",
     "ScanResult",
     "ScanSummary",
+    "ScanTask",
     "default_checkpoint_dir",
     "iter_inputs",
     "iter_record_batches",

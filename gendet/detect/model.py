@@ -13,9 +13,11 @@ import torch
 
 from gendet.data.preprocess import Preprocess
 from gendet.detect.shipped import SHIPPED, shipped_dir
+from gendet.detect.writers import Record
 from gendet.evaluation.protocol import resolve_threshold
 from gendet.models.base import Detector
 from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint
+from gendet.provenance import Finding, decide
 
 
 class ModelSetupError(Exception):
@@ -49,8 +51,25 @@ class ScanModel:
         return f"{self.name} {self.version}" if self.version else self.name
 
     def label(self, score: float) -> str:
-        """The verdict for a finite score: "fake" iff score >= threshold."""
+        """The pixel label for a finite score: "fake" iff score >= threshold."""
         return "fake" if score >= self.threshold else "real"
+
+    def record(self, path: str, score: float | None, error: str | None,
+               provenance: list[dict[str, Any]] | None = None) -> Record:
+        """The record for one input: the pixel label, and the verdict by gendet.provenance.verdict.decide."""
+        if error is None and score is not None and not math.isfinite(score):
+            error = NON_FINITE_SCORE
+        pixel = None if error is not None or score is None else float(score)
+        findings = [Finding.from_dict(d) for d in provenance] if provenance is not None else None
+        decision = decide(pixel, self.threshold, findings)
+        if error is not None:
+            reason = f"{decision.reason}; pixels not scored" if decision.verdict != "unknown" else None
+            verdict = decision.verdict if reason else None
+        else:
+            verdict, reason = decision.verdict, decision.reason
+        return Record(path, pixel, None if pixel is None else self.label(pixel), self.threshold, self.name, error,
+                      self.version, verdict, reason, decision.conflict if verdict else None,
+                      None if provenance is None else tuple(provenance))
 
 
 def model_name(detector: Detector, config: dict[str, Any], checkpoint: Path) -> str:

@@ -24,75 +24,65 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from gendet.data.decode import DecodeError, DecodeLimits
 from gendet.data.decode_pool import DecodePool
-from gendet.data.preprocess import ImageTransform, Preprocess, decode_for_model
+from gendet.data.preprocess import Preprocess
 from gendet.detect.inputs import Input
 from gendet.detect.model import NON_FINITE_SCORE, ScanModel
+from gendet.detect.prepare import (  # noqa: F401 - decode_and_transform, prepare_input: re-exported
+    Prepared,
+    ScanTask,
+    decode_and_transform,
+    prepare_array,
+    prepare_input,
+)
 from gendet.detect.writers import Record
 
-
-def decode_and_transform(source: str | bytes, pp: Preprocess, limits: DecodeLimits | None = None,
-                         formats: tuple[str, ...] | None = None) -> tuple[Image.Image, torch.Tensor]:
-    """Decode + eval transform for one file or upload (the scan's and the server's one path): the decoded
-    image and the model input; DecodeError with the reason for anything wrong with it."""
-    try:
-        img = decode_for_model(source, pp, limits, formats=formats)
-        # eval transforms draw no random numbers; a fixed rng keeps the call signature
-        return img, ImageTransform(pp, train=False)(img, np.random.default_rng(0))
-    except DecodeError:
-        raise
-    except Exception as e:  # noqa: BLE001 - one odd file must not end a million-file scan
-        raise DecodeError(f"preprocessing failed: {type(e).__name__}: {e}") from None
+# One file as the stream yields it: path, model input (None when not decoded), why not (None when fine),
+# provenance findings as dicts (None when not read).
+Decoded = tuple[str, torch.Tensor | None, str | None, list[dict[str, Any]] | None]
 
 
-def prepare_input(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> torch.Tensor:
-    """The model input for one file (decode_and_transform)."""
-    return decode_and_transform(path, pp, limits)[1]
-
-
-def prepare_array(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> np.ndarray:
-    """prepare_input as a numpy array: what a decoder process sends back. Pickled by value on purpose:
-    a torch tensor would travel as a shared-memory handle, which breaks if its worker dies before the
-    parent has opened it."""
-    return prepare_input(path, pp, limits).numpy()
-
-
-def try_prepare(item: Input, pp: Preprocess, limits: DecodeLimits | None = None) -> tuple[torch.Tensor | None,
-                                                                                          str | None]:
-    """(tensor, None) or (None, reason), in this process (the Ray engine's decode tasks use it)."""
+def try_prepare(item: Input, pp: Preprocess, limits: DecodeLimits | None = None,
+                task: Callable[..., Any] = prepare_array) -> Decoded:
+    """(path, tensor, None, provenance) or (path, None, reason, provenance), in this process (workers=0 and the
+    Ray engine's decode tasks)."""
     if item.error is not None:
-        return None, item.error
+        return item.path, None, item.error, None
+    array, reason, provenance = _run_task(task, item.path, pp, limits)
+    return item.path, None if array is None else torch.from_numpy(array), reason, provenance
+
+
+def _run_task(task: Callable[..., Any], path: str, pp: Preprocess, limits: DecodeLimits | None) -> Prepared:
+    """`task` for one file as a `Prepared` triple: a plain array task (prepare_array) gives no provenance."""
     try:
-        return prepare_input(item.path, pp, limits), None
+        value = task(path, pp, limits)
     except DecodeError as e:
-        return None, e.reason
+        return None, e.reason, None
+    return value if isinstance(value, tuple) else (value, None, None)
 
 
-def decode_chunk(task: Callable[..., np.ndarray], paths: list[str], pp: Preprocess,
-                 limits: DecodeLimits) -> tuple[list[tuple[np.ndarray | None, str | None]], float]:
+def decode_chunk(task: Callable[..., Any], paths: list[str], pp: Preprocess,
+                 limits: DecodeLimits) -> tuple[list[Prepared], float]:
     """In a decoder process: `task` for each path, each file's DecodeError kept as its reason; and the mean
     seconds per file (the stream sizes its chunks by it)."""
-    out: list[tuple[np.ndarray | None, str | None]] = []
     start = time.perf_counter()
-    for path in paths:
-        try:
-            out.append((task(path, pp, limits), None))
-        except DecodeError as e:
-            out.append((None, e.reason))
+    out = [_run_task(task, path, pp, limits) for path in paths]
     return out, (time.perf_counter() - start) / max(1, len(paths))
 
 
 class DecodedStream:
-    """Inputs -> (path, tensor | None, error | None) in input order, decoded by `workers` processes.
+    """Inputs -> `Decoded` (path, tensor | None, error | None, provenance | None) in input order, decoded by
+    `workers` processes.
 
     Paths in `skip` are not decoded (resume); `skipped` counts them. `task(path, pp, limits)` is what
-    a worker runs per file (a module-level function returning an array; default prepare_array).
+    a worker runs per file (picklable; an array, or a `Prepared` triple as ScanTask gives; default
+    prepare_array).
     Files go to the workers in chunks sized by their measured decode time (one file when a file takes
     20 ms or more, up to 8 when it takes under 5 ms: per-task overhead then matters). When a worker dies
     or is stopped on a chunk, its files are decoded again one by one, so only the culprit fails.
@@ -102,7 +92,7 @@ class DecodedStream:
 
     def __init__(self, inputs: Iterable[Input], pp: Preprocess, workers: int, window: int,
                  limits: DecodeLimits | None = None, skip: set[str] | None = None,
-                 task: Callable[..., np.ndarray] = prepare_array) -> None:
+                 task: Callable[..., Any] = prepare_array) -> None:
         self.inputs, self.pp, self.limits, self.skip, self.task = inputs, pp, limits or DecodeLimits(), skip, task
         self.workers, self.window = workers, max(1, window)
         self.skipped = 0
@@ -117,10 +107,10 @@ class DecodedStream:
                 continue
             yield item
 
-    def __iter__(self) -> Iterator[tuple[str, torch.Tensor | None, str | None]]:
+    def __iter__(self) -> Iterator[Decoded]:
         if self.workers == 0:
             for item in self._todo():
-                yield (item.path, *try_prepare(item, self.pp, self.limits))
+                yield try_prepare(item, self.pp, self.limits, self.task)
             return
         self.pool = DecodePool(self.workers, self.limits.timeout_s)
         clean = False
@@ -153,10 +143,9 @@ class DecodedStream:
         assert self.pool is not None
         return self.pool.submit(decode_chunk, self.task, [it.path for it in items], self.pp, self.limits)
 
-    def _resolve(self, items: list[Input], future: Future | None) -> Iterator[tuple[str, torch.Tensor | None,
-                                                                                   str | None]]:
+    def _resolve(self, items: list[Input], future: Future | None) -> Iterator[Decoded]:
         if future is None:
-            yield items[0].path, None, items[0].error
+            yield items[0].path, None, items[0].error, None
             return
         assert self.pool is not None
         value, error = self.pool.outcome(future)
@@ -166,12 +155,12 @@ class DecodedStream:
                 for single in singles:
                     yield from self._resolve(*single)
                 return
-            yield items[0].path, None, error.reason
+            yield items[0].path, None, error.reason, None
             return
         results, seconds_per_file = value
         self._learn(seconds_per_file)
-        for it, (array, reason) in zip(items, results, strict=True):
-            yield it.path, None if array is None else torch.from_numpy(array), reason
+        for it, (array, reason, provenance) in zip(items, results, strict=True):
+            yield it.path, None if array is None else torch.from_numpy(array), reason, provenance
 
     def _learn(self, seconds_per_file: float) -> None:
         old = self._seconds_per_file
@@ -180,7 +169,7 @@ class DecodedStream:
         self.chunk = self.MAX_CHUNK if mean < 0.005 else 4 if mean < 0.02 else 1
 
 
-def _batches(stream: Iterable[tuple[str, torch.Tensor | None, str | None]], size: int) -> Iterator[list]:
+def _batches(stream: Iterable[Decoded], size: int) -> Iterator[list[Decoded]]:
     batch: list = []
     for entry in stream:
         batch.append(entry)
@@ -195,10 +184,12 @@ def _batches(stream: Iterable[tuple[str, torch.Tensor | None, str | None]], size
 class ScanSummary:
     """What one scan did (this run only; records kept from a resumed file count as `resumed`)."""
 
-    scored: int = 0
+    scored: int = 0  # pixel-scored (or, with --provenance only, provenance read)
     fake: int = 0
     real: int = 0
     errors: int = 0
+    by_provenance: int = 0  # records whose verdict a decisive provenance finding set
+    conflicts: int = 0  # records whose provenance and pixels disagree (the record says how)
     resumed: int = 0
     seconds: float = 0.0
     model_threads: int = 0  # CPU threads the model ran on at the end (0: not on CPU)
@@ -208,6 +199,19 @@ class ScanSummary:
     @property
     def total(self) -> int:
         return self.scored + self.errors
+
+    def add(self, record: Record) -> None:
+        """Count one written record."""
+        if record.error is None:
+            self.scored += 1
+            self.fake += record.label == "fake"
+            self.real += record.label == "real"
+        else:
+            self.errors += 1
+            if len(self.error_examples) < 5:
+                self.error_examples.append((record.path, record.error))
+        self.by_provenance += bool(record.reason and record.reason.startswith("provenance:"))
+        self.conflicts += record.conflict is not None
 
     @property
     def images_per_second(self) -> float:
@@ -271,6 +275,7 @@ def iter_record_batches(
     on_batch: Callable[[int], None] | None = None,
     threads: int | str | None = None,
     limits: DecodeLimits | None = None,
+    task: ScanTask | None = None,
 ) -> Iterator[list[Record]]:
     """Score `inputs`, yielding one list of records per batch, in input order.
 
@@ -279,10 +284,12 @@ def iter_record_batches(
     threads: the model's CPU threads: an int, "auto" (decided on the first batches,
     CPU with workers only) or None (leave torch's setting); restored at the end.
     limits: the decode budgets (default DecodeLimits()).
+    task: what each file gets (default ScanTask(): pixels and provenance; see gendet.detect.prepare).
     """
     device = torch.device(device)
     summary = summary if summary is not None else ScanSummary()
-    stream = DecodedStream(inputs, model.preprocess, workers, batch_size + 4 * workers, limits, skip)
+    stream = DecodedStream(inputs, model.preprocess, workers, batch_size + 4 * workers, limits, skip,
+                           task or ScanTask())
     model.detector.eval()
     policy = ThreadPolicy(threads, workers, device)
     try:
@@ -293,12 +300,11 @@ def iter_record_batches(
 
 def _records(stream: DecodedStream, batch_size: int, model: ScanModel, device: torch.device, summary: ScanSummary,
              policy: ThreadPolicy, on_batch: Callable[[int], None] | None) -> Iterator[list[Record]]:
-    thr, name, version = model.threshold, model.name, model.version
     start = time.perf_counter()
     for batch in _batches(stream, batch_size):
         scores: list[float | None] = [None] * len(batch)
-        errors: list[str | None] = [err for _, _, err in batch]
-        good = [i for i, (_, tensor, err) in enumerate(batch) if err is None and tensor is not None]
+        errors: list[str | None] = [err for _, _, err, _ in batch]
+        good = [i for i, (_, tensor, err, _) in enumerate(batch) if err is None and tensor is not None]
         if good:
             t = time.perf_counter()
             probs = score_batch(model, torch.stack([batch[i][1] for i in good]), device)
@@ -311,19 +317,11 @@ def _records(stream: DecodedStream, batch_size: int, model: ScanModel, device: t
                 else:
                     errors[pos] = NON_FINITE_SCORE
         records = []
-        for (path, _, _), score, err in zip(batch, scores, errors, strict=True):
-            if err is None and score is not None:
-                label = model.label(score)
-                summary.scored += 1
-                summary.fake += label == "fake"
-                summary.real += label == "real"
-                records.append(Record(path, score, label, thr, name, None, version))
-            else:
-                err = err or "not scored"
-                summary.errors += 1
-                if len(summary.error_examples) < 5:
-                    summary.error_examples.append((path, str(err)))
-                records.append(Record(path, None, None, thr, name, err, version))
+        for (path, tensor, _, provenance), score, err in zip(batch, scores, errors, strict=True):
+            if err is None and score is None and tensor is not None:
+                err = "not scored"
+            records.append(model.record(path, score, err, provenance))
+            summary.add(records[-1])
         summary.resumed = stream.skipped
         summary.replaced_workers = stream.pool.replaced if stream.pool is not None else 0
         summary.seconds = time.perf_counter() - start

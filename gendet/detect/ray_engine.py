@@ -22,8 +22,8 @@ The driver holds the pending paths (about 100 bytes each) until Ray has them.
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 import os
 import sys
 import time
@@ -37,8 +37,8 @@ from tqdm.auto import tqdm
 
 from gendet.data.preprocess import Preprocess
 from gendet.detect.inputs import Input, InputStats, iter_inputs
-from gendet.detect.model import NON_FINITE_SCORE, ScanModel, load_scan_model
-from gendet.detect.pipeline import ScanSummary, score_batch, try_prepare
+from gendet.detect.model import ScanModel, load_scan_model
+from gendet.detect.pipeline import ScanSummary, ScanTask, score_batch, try_prepare
 from gendet.detect.scan import ScanResult
 from gendet.detect.writers import Record, format_for, open_writer
 
@@ -85,18 +85,23 @@ def plan(options: RayOptions, device: str) -> tuple[int, float, float]:
     return actors, cpu_each, gpu_each
 
 
-def decode_batch(batch: dict[str, np.ndarray], preprocess: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Stage 1: paths -> preprocessed images (zeros where decoding failed) + error reasons ('' = none)."""
+def decode_batch(batch: dict[str, np.ndarray], preprocess: dict[str, Any],
+                 task: ScanTask | None = None) -> dict[str, np.ndarray]:
+    """Stage 1: paths -> preprocessed images (zeros where not decoded), error reasons ('' = none), whether
+    there is an image to score, and the provenance findings as JSON ('' = not read)."""
     pp = Preprocess.from_dict(preprocess)
-    items = [try_prepare(Input(os.fsdecode(bytes(p)), str(e) or None), pp)
+    items = [try_prepare(Input(os.fsdecode(bytes(p)), str(e) or None), pp, None, task or ScanTask())
              for p, e in zip(batch["path"], batch["error"], strict=True)]
-    good = [image for image, error in items if error is None]
+    good = [image for _, image, _, _ in items if image is not None]
     shape = tuple(good[0].shape) if good else (3, pp.size, pp.size)
     images = np.zeros((len(items), *shape), dtype=np.float32)
-    for i, (image, error) in enumerate(items):
-        if error is None:
+    for i, (_, image, _, _) in enumerate(items):
+        if image is not None:
             images[i] = image.numpy()
-    return {"path": batch["path"], "error": np.array([error or "" for _, error in items], dtype=object),
+    return {"path": batch["path"], "error": np.array([error or "" for _, _, error, _ in items], dtype=object),
+            "scored": np.array([image is not None for _, image, _, _ in items]),
+            "provenance": np.array(["" if prov is None else json.dumps(prov) for _, _, _, prov in items],
+                                   dtype=object),
             "image": images}
 
 
@@ -110,11 +115,12 @@ class ScoreActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         errors = [str(e) for e in batch["error"]]
         scores = np.full(len(errors), np.nan, dtype=np.float64)
-        good = [i for i, e in enumerate(errors) if not e]
+        good = [i for i, (e, scored) in enumerate(zip(errors, batch["scored"], strict=True)) if not e and scored]
         if good:
             image = torch.from_numpy(np.ascontiguousarray(batch["image"][good]))
             scores[good] = score_batch(self.model, image, self.device)
-        return {"path": batch["path"], "error": np.array(errors, dtype=object), "score": scores}
+        return {"path": batch["path"], "error": np.array(errors, dtype=object), "score": scores,
+                "scored": batch["scored"], "provenance": batch["provenance"]}
 
 
 def _blocks(pending: Sequence[Input], batch_size: int) -> list[Any]:
@@ -132,6 +138,7 @@ def _blocks(pending: Sequence[Input], batch_size: int) -> list[Any]:
 
 def _record_batches(
     pending: Sequence[Input], model: ScanModel, batch_size: int, device: str, options: RayOptions, progress: bool,
+    task: ScanTask,
 ) -> Iterator[list[Record]]:
     import ray
 
@@ -142,25 +149,22 @@ def _record_batches(
     ctx.enable_progress_bars = progress
     try:
         ds = ray.data.from_arrow(_blocks(pending, batch_size))
-        ds = ds.map_batches(decode_batch, fn_kwargs={"preprocess": model.preprocess.to_dict()},
+        ds = ds.map_batches(decode_batch, fn_kwargs={"preprocess": model.preprocess.to_dict(), "task": task},
                             batch_size=batch_size, batch_format="numpy", num_cpus=min(1.0, cpu_each))
         ds = ds.map_batches(ScoreActor, fn_constructor_kwargs={"checkpoint": str(model.checkpoint),
                                                                "device": "cuda" if gpu_each > 0 else "cpu"},
                             batch_size=batch_size, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpu_each, num_gpus=gpu_each)
         for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            yield [_record(p, e, s, model) for p, e, s in zip(out["path"], out["error"], out["score"], strict=True)]
+            rows = zip(out["path"], out["error"], out["score"], out["scored"], out["provenance"], strict=True)
+            yield [_record(model, *row) for row in rows]
     finally:
         ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
 
 
-def _record(path: bytes, error: str, score: float, model: ScanModel) -> Record:
-    thr, name, path_str = model.threshold, model.name, os.fsdecode(bytes(path))
-    if not error and not math.isfinite(score):
-        error = NON_FINITE_SCORE
-    if error:
-        return Record(path_str, None, None, thr, name, str(error), model.version)
-    return Record(path_str, float(score), model.label(score), thr, name, None, model.version)
+def _record(model: ScanModel, path: bytes, error: str, score: float, scored: bool, provenance: str) -> Record:
+    findings = json.loads(provenance) if provenance else None
+    return model.record(os.fsdecode(bytes(path)), float(score) if scored else None, str(error) or None, findings)
 
 
 def scan_ray(
@@ -177,6 +181,7 @@ def scan_ray(
     stdin: BinaryIO | None = None,
     options: RayOptions | None = None,
     force: bool = False,
+    task: ScanTask | None = None,
 ) -> ScanResult:
     """`gendet.detect.scan` on Ray: same inputs, same records, same files (see the module docstring).
 
@@ -200,8 +205,10 @@ def scan_ray(
                     pending.append(item)
             if pending:
                 started = connect(options.address)
-                for records in _record_batches(pending, model, batch_size, device, options, progress):
-                    _count(records, summary)
+                for records in _record_batches(pending, model, batch_size, device, options, progress,
+                                               task or ScanTask()):
+                    for r in records:
+                        summary.add(r)
                     writer.write(records)
                     bar.update(len(records))
                     summary.seconds = time.perf_counter() - start
@@ -214,14 +221,3 @@ def scan_ray(
     summary.seconds = time.perf_counter() - start
     return ScanResult(summary, output, fmt, state.dropped_bytes, state.errors, stats)
 
-
-def _count(records: list[Record], summary: ScanSummary) -> None:
-    for r in records:
-        if r.error is None:
-            summary.scored += 1
-            summary.fake += r.label == "fake"
-            summary.real += r.label == "real"
-        else:
-            summary.errors += 1
-            if len(summary.error_examples) < 5:
-                summary.error_examples.append((r.path, r.error))

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from gendet.data.decode import DecodeLimits
 from gendet.detect.inputs import InputStats, iter_inputs
 from gendet.detect.model import ScanModel
-from gendet.detect.pipeline import ScanSummary, iter_record_batches
+from gendet.detect.pipeline import ScanSummary, ScanTask, iter_record_batches
 from gendet.detect.writers import format_for, open_writer
 
 
@@ -43,6 +43,7 @@ def scan(
     threads: int | str | None = "auto",
     force: bool = False,
     limits: DecodeLimits | None = None,
+    task: ScanTask | None = None,
 ) -> ScanResult:
     """Score every input named by `specs` and stream one record per path to `output`.
 
@@ -50,7 +51,8 @@ def scan(
     Raises writers.OutputError for an unusable output; per-file problems become
     records with an "error", never exceptions. `threads`: the model's CPU threads (int, "auto" or
     None = torch's setting; see gendet.detect.pipeline). `force`: resume an output another model wrote.
-    `limits`: the decode budgets (default DecodeLimits()).
+    `limits`: the decode budgets (default DecodeLimits()). `task`: pixels and/or provenance per file
+    (default ScanTask(): both; see gendet.detect.prepare).
     """
     fmt = format_for(output, fmt)
     writer, done = open_writer(output, fmt, resume=resume, overwrite=overwrite, model=model.identity, force=force)
@@ -64,11 +66,12 @@ def scan(
             inputs = iter_inputs(specs, recursive=recursive, stdin=stdin, stats=stats)
             for records in iter_record_batches(
                 inputs, model, batch_size=batch_size, workers=workers, device=device, skip=done.paths,
-                summary=summary, threads=threads, limits=limits,
+                summary=summary, threads=threads, limits=limits, task=task,
             ):
                 writer.write(records)
                 bar.update(len(records))
-                bar.set_postfix(fake=summary.fake, errors=summary.errors, refresh=False)
+                bar.set_postfix(fake=summary.fake, provenance=summary.by_provenance, errors=summary.errors,
+                                refresh=False)
     finally:
         bar.close()
     return ScanResult(summary, output, fmt, done.dropped_bytes, done.errors, stats)

@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-FIELDS = ("path", "score", "label", "threshold", "model", "error", "model_version")
+# JSONL keys; CSV columns are the same with the provenance list flattened to two columns
+JSON_FIELDS = ("path", "score", "label", "threshold", "model", "error", "model_version", "verdict", "reason",
+               "conflict", "provenance")
+FIELDS = (*JSON_FIELDS, "provenance_detail")
 FORMATS = ("jsonl", "csv")
 
 
@@ -42,8 +45,11 @@ class OutputError(Exception):
 
 @dataclass(frozen=True)
 class Record:
-    """One input's result. label is "fake"/"real", or None (with score None) when `error` is set.
-    model_version names the exact weights ("sha256:<12 hex>" of the weights file)."""
+    """One input's result. label is the pixel detector's "fake"/"real", or None (with score None) when
+    `error` is set or no pixel model ran (--provenance only). model_version names the exact weights
+    ("sha256:<12 hex>" of the weights file). verdict ("generated", "edited", "real", "unknown"), reason and
+    conflict come from gendet.provenance.verdict.decide over the score and `provenance` (finding dicts;
+    None when provenance was not read)."""
 
     path: str
     score: float | None
@@ -52,13 +58,30 @@ class Record:
     model: str
     error: str | None = None
     model_version: str | None = None
+    verdict: str | None = None
+    reason: str | None = None
+    conflict: str | None = None
+    provenance: tuple[dict[str, Any], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path, "score": self.score, "label": self.label,
             "threshold": self.threshold, "model": self.model, "error": self.error,
-            "model_version": self.model_version,
+            "model_version": self.model_version, "verdict": self.verdict, "reason": self.reason,
+            "conflict": self.conflict, "provenance": None if self.provenance is None else list(self.provenance),
         }
+
+    def provenance_columns(self) -> tuple[str, str]:
+        """The findings flattened for CSV: "signal=says/strength[:generator][!error]" joined by "; ", and their
+        details joined by " | "."""
+        if not self.provenance:
+            return "", ""
+        tags, details = [], []
+        for f in self.provenance:
+            tag = f"{f['signal']}={f['says']}/{f['strength']}" + (f":{f['generator']}" if f.get("generator") else "")
+            tags.append(tag + ("!error" if f.get("error") else ""))
+            details.append(str(f["detail"]) + (f" (error: {f['error']})" if f.get("error") else ""))
+        return "; ".join(tags), " | ".join(details)
 
 
 def format_for(output: str, fmt: str | None) -> str:
@@ -119,7 +142,8 @@ class CsvWriter(RecordWriter):
         # floats stay unquoted numbers (written with repr: exact round trip); None becomes ""
         self._emit([
             [r.path, "" if r.score is None else float(r.score), r.label or "", float(r.threshold), r.model,
-             r.error or "", r.model_version or ""]
+             r.error or "", r.model_version or "", r.verdict or "", r.reason or "", r.conflict or "",
+             *r.provenance_columns()]
             for r in records
         ])
 

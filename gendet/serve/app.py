@@ -33,6 +33,7 @@ from fastapi.staticfiles import StaticFiles
 import gendet
 from gendet.detect.model import NON_FINITE_SCORE, ScanModel, load_scan_model, resolve_device
 from gendet.io import trim_heap
+from gendet.provenance import ProvenanceOptions
 from gendet.serve.admission import Admission
 from gendet.serve.batching import BatchQueue, QueueFull
 from gendet.serve.card import model_card
@@ -94,11 +95,12 @@ async def _score(st: ServerState, up: Upload, explain: bool, skip_note: str | No
     `skip_note`: why this image gets no explanation although one was asked for."""
     m = st.model
     out: dict[str, Any] = {"name": up.name, "score": None, "label": None, "threshold": m.threshold,
-                           "model": m.name, "model_version": m.version, "error": None, "status": 200}
+                           "model": m.name, "model_version": m.version, "error": None, "status": 200,
+                           "verdict": None, "reason": None, "conflict": None, "provenance": None}
     loop = asyncio.get_running_loop()
     start = time.perf_counter()
     try:
-        image, tensor = await st.served.prepare(up, st.limits, keep_image=explain)
+        image, tensor, findings = await st.served.prepare(up, st.limits, keep_image=explain)
         up.data = b""  # decoded: the upload's bytes are no longer needed while it waits for the model
         score = await st.queue.submit(tensor)
     except ClientError as e:
@@ -108,7 +110,9 @@ async def _score(st: ServerState, up: Upload, explain: bool, skip_note: str | No
     st.admission.timed_image(time.perf_counter() - start)
     if not math.isfinite(score):
         return {**out, "error": NON_FINITE_SCORE, "status": 500}
-    out.update(score=score, label=m.label(score))
+    record = m.record(up.name, score, None, findings)  # the verdict rule of `gendet detect`
+    out.update(score=score, label=record.label, verdict=record.verdict, reason=record.reason,
+               conflict=record.conflict, provenance=findings)
     if skip_note:
         out["explanation_error"] = skip_note
     if explain and image is not None:
@@ -193,12 +197,20 @@ def create_app(
     max_batch: int = 32,
     decode_workers: int | None = None,
     max_explain: int = 1,
+    provenance: str = "on",
+    watermark: bool = False,
+    c2pa_trust: str | None = None,
 ) -> FastAPI:
     """The gendet HTTP app. `model` (already loaded) wins over `checkpoint` (None = the shipped default).
 
     `api_key`: required on /v1/* when set (X-API-Key or Bearer). `max_batch=1` disables batching.
     `decode_workers`: decoder processes (default: CPU cores, at least 2).
+    `provenance`: "on" (findings and the verdict rule of `gendet detect` in every result) or "off";
+    `watermark`: also decode invisible watermarks; `c2pa_trust`: PEM trust anchors for C2PA signers.
     """
+    if provenance not in ("on", "off"):
+        raise ValueError(f"provenance must be 'on' or 'off', got {provenance!r}")
+    options = ProvenanceOptions(watermark, c2pa_trust) if provenance == "on" else None
     limits = Limits(**limits) if isinstance(limits, dict) else limits or Limits()
     decode_workers = decode_workers or max(2, os.cpu_count() or 1)
 
@@ -207,7 +219,7 @@ def create_app(
         dev = resolve_device(device)
         scan_model = model if model is not None else load_scan_model(checkpoint, dev, threshold)
         served = ServedModel(scan_model, dev, decode_workers=decode_workers,
-                             decode_timeout_s=limits.decode.timeout_s)
+                             decode_timeout_s=limits.decode.timeout_s, provenance=options)
         await asyncio.get_running_loop().run_in_executor(served.model_pool, served.warm_up)
         queue = BatchQueue(served.run_batch, served.model_pool, max_batch=max_batch, wait_ms=batch_wait_ms,
                            max_queue=limits.max_queue)

@@ -28,6 +28,7 @@ from gendet.detect.model import ScanModel
 from gendet.detect.pipeline import decode_and_transform, score_batch
 from gendet.explain.evidence import centre_region, explain_image
 from gendet.explain.overlay import heatmap_png
+from gendet.provenance import ProvenanceOptions, read_provenance
 from gendet.serve.limits import Limits, check_upload, upload_error
 
 
@@ -49,22 +50,27 @@ def png_base64(img: Image.Image | np.ndarray) -> str:
 
 
 def prepare_upload(data: bytes, pp: Preprocess, limits: DecodeLimits, formats: tuple[str, ...],
-                   keep_image: bool) -> tuple[np.ndarray, np.ndarray | None]:
+                   keep_image: bool, provenance: ProvenanceOptions | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None, list[dict[str, Any]] | None]:
     """In a decoder process: bytes -> (model input as an array, the centre crop's region if `keep_image`:
-    all an explanation reads, given the batch's score; 260 x 260 pixels instead of a 36 Mpx upload).
+    all an explanation reads, given the batch's score; 260 x 260 pixels instead of a 36 Mpx upload;
+    the provenance findings as dicts, None when `provenance` is None).
 
     Raises DecodeError; arrays travel back by value (see gendet.detect.pipeline.prepare_array)."""
     image, tensor = decode_and_transform(data, pp, limits, formats)
     kept = np.asarray(centre_region(image, pp)) if keep_image else None
-    return tensor.numpy(), kept
+    findings = None if provenance is None else [f.to_dict() for f in read_provenance(data, provenance, image)]
+    return tensor.numpy(), kept, findings
 
 
 class ServedModel:
     """A ScanModel plus the model thread and the decoder processes the server uses."""
 
     def __init__(self, model: ScanModel, device: torch.device, decode_workers: int = 2,
-                 explain_grid: int = 4, explain_top: int = 3, decode_timeout_s: float = 10.0) -> None:
-        self.model, self.device = model, device
+                 explain_grid: int = 4, explain_top: int = 3, decode_timeout_s: float = 10.0,
+                 provenance: ProvenanceOptions | None = None) -> None:
+        """provenance: how uploads' provenance is read (None: not read)."""
+        self.model, self.device, self.provenance = model, device, provenance
         self.model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gendet-model")
         self.decode_pool = DecodePool(max(1, decode_workers), decode_timeout_s)
         self.explain_grid = min(explain_grid, model.preprocess.size)
@@ -75,13 +81,13 @@ class ServedModel:
         self.decode_pool.close(wait=False)
 
     # -- decoder processes ---------------------------------------------------
-    async def prepare(self, upload: Upload, limits: Limits, keep_image: bool) -> tuple[Image.Image | None,
-                                                                                        torch.Tensor]:
-        """Decode and transform one upload in a decoder process; ClientError (4xx) for anything wrong with it.
-        Cancelling the caller stops the decode (its process is replaced)."""
+    async def prepare(self, upload: Upload, limits: Limits, keep_image: bool
+                      ) -> tuple[Image.Image | None, torch.Tensor, list[dict[str, Any]] | None]:
+        """Decode and transform one upload and read its provenance, in a decoder process; ClientError (4xx) for
+        anything wrong with it. Cancelling the caller stops the decode (its process is replaced)."""
         check_upload(upload.data, limits, upload.name, upload.content_type)
         future = self.decode_pool.submit(prepare_upload, upload.data, self.model.preprocess, limits.decode_limits,
-                                         limits.formats, keep_image)
+                                         limits.formats, keep_image, self.provenance)
         try:
             await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -92,8 +98,8 @@ class ServedModel:
         value, error = self.decode_pool.outcome(future)
         if error is not None:
             raise upload_error(error, upload.name)
-        array, kept = value
-        return (None if kept is None else Image.fromarray(kept)), torch.from_numpy(array)
+        array, kept, findings = value
+        return (None if kept is None else Image.fromarray(kept)), torch.from_numpy(array), findings
 
     # -- model pool ----------------------------------------------------------
     def run_batch(self, batch: torch.Tensor) -> np.ndarray:

@@ -30,6 +30,18 @@ class Explanation(BaseModel):
     notes: list[str]
 
 
+class ProvenanceFinding(BaseModel):
+    signal: str = Field(description="c2pa, iptc-digital-source-type, iptc-ai-system, generator-metadata, "
+                        "software-tag, invisible-watermark, camera-exif or metadata-container")
+    says: str = Field(description="generated | edited | captured | unknown")
+    strength: str = Field(description="signed (trusted C2PA) | declared (metadata, untrusted C2PA) | embedded "
+                          "(watermark) | heuristic (never decisive)")
+    detail: str
+    error: str | None = Field(None, description="set when the signal is present but unreadable or invalid")
+    generator: str | None = None
+    model: str | None = None
+
+
 class DetectResult(BaseModel):
     name: str = Field(description="the upload's file name (or image-N)")
     score: float | None = Field(description="P(generated) in [0, 1]; null on error")
@@ -39,6 +51,12 @@ class DetectResult(BaseModel):
     model_version: str | None = Field(None, description="sha256:<12 hex> of the weights file")
     error: str | None = Field(description="why this image was not scored, else null")
     status: int = Field(description="200, or the 4xx/5xx this image alone would get")
+    verdict: str | None = Field(None, description="generated | edited | real: a signed, declared or embedded "
+                                "provenance finding decides, else the pixel label; null on error")
+    reason: str | None = Field(None, description="why the verdict is what it is")
+    conflict: str | None = Field(None, description="where provenance and pixels disagree, else null")
+    provenance: list[ProvenanceFinding] | None = Field(None, description="what the file says about itself; null "
+                                                       "when the server reads no provenance")
     explanation: Explanation | None = None
     explanation_error: str | None = None
 

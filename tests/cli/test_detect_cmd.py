@@ -60,7 +60,8 @@ def test_folder_to_csv(capsys, ckpt, images, tmp_path) -> None:
     with open(out_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 6
-    assert list(rows[0]) == ["path", "score", "label", "threshold", "model", "error", "model_version"]
+    assert list(rows[0]) == ["path", "score", "label", "threshold", "model", "error", "model_version", "verdict",
+                             "reason", "conflict", "provenance", "provenance_detail"]
     assert all(r["label"] in ("fake", "real") and r["error"] == "" and float(r["threshold"]) == 0.65 for r in rows)
 
 

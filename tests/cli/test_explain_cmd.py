@@ -82,3 +82,15 @@ def test_usage_errors_exit_2(capsys, ckpt, tmp_path, extra) -> None:
 def test_missing_checkpoint_exits_2(capsys, tmp_path) -> None:
     rc, _, err = explain(capsys, "x.png", "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
     assert rc == 2 and "not a directory" in err
+
+
+def test_provenance_is_listed_with_the_verdict(capsys, ckpt, tmp_path) -> None:
+    from provenance.helpers import comfy_prompt, png_bytes, text, with_chunks
+
+    path = tmp_path / "comfy.png"
+    path.write_bytes(with_chunks(png_bytes(), text("prompt", comfy_prompt("flux1-dev.safetensors"))))
+    rc, out, _ = explain(capsys, str(path), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "--grid", "2")
+    record = json.loads((tmp_path / "o" / "comfy_explain.json").read_text())
+    assert rc == 0 and record["verdict"] == "generated" and record["reason"].startswith("provenance:")
+    assert record["provenance"][0]["generator"] == "ComfyUI"
+    assert "provenance: generator-metadata says generated (declared)" in out and "verdict: generated" in out

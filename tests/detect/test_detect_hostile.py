@@ -129,8 +129,8 @@ def test_a_file_that_kills_its_decoder_gets_an_error_record_and_the_scan_goes_on
     stream = DecodedStream([Input(p) for p in order], scan_model.preprocess, workers=2, window=6,
                            task=pool_tasks.die_on_marker)
     out = list(stream)
-    assert [path for path, _, _ in out] == order  # one result per input, in order
-    errors = {path: err for path, _, err in out if err is not None}
+    assert [path for path, *_ in out] == order  # one result per input, in order
+    errors = {path: err for path, _, err, _ in out if err is not None}
     assert list(errors) == [str(doomed)] and "decoder process died" in errors[str(doomed)]
     # once in its chunk, once alone (the chunk's other files are decoded again one by one)
     assert stream.pool is not None and stream.pool.replaced in (1, 2)
@@ -158,6 +158,6 @@ def test_chunked_decoding_keeps_input_order_around_inputs_that_failed_early(tmp_
         [Input(p) for p in paths[12:]]
     stream = DecodedStream(order, scan_model.preprocess, workers=2, window=10)
     out = list(stream)
-    assert [path for path, _, _ in out] == [it.path for it in order]
-    assert [err for _, _, err in out].count("no file matches this pattern") == 1
+    assert [path for path, *_ in out] == [it.path for it in order]
+    assert [err for _, _, err, _ in out].count("no file matches this pattern") == 1
     assert stream.chunk > 1  # tiny files: decoded several per task

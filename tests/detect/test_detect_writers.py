@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from gendet.detect.writers import FIELDS, OutputError, Record, format_for, open_writer, read_done_paths
+from gendet.detect.writers import JSON_FIELDS, OutputError, Record, format_for, open_writer, read_done_paths
 
 BAD_NAME = os.fsdecode(b"/data/caf\xe9 \xff.jpg")  # not UTF-8: surrogate-escaped str
 RECORDS = [
@@ -37,7 +37,7 @@ def test_jsonl_round_trip_with_non_utf8_name(tmp_path) -> None:
     raw.decode("utf-8")  # the file itself is valid UTF-8
     assert b"\\udce9" in raw and b"\\udcff" in raw
     recs = [json.loads(line) for line in raw.splitlines()]
-    assert [tuple(r) for r in recs] == [FIELDS] * 3
+    assert [tuple(r) for r in recs] == [JSON_FIELDS] * 3
     assert os.fsencode(recs[1]["path"]) == b"/data/caf\xe9 \xff.jpg"
     assert recs[2]["score"] is None and recs[2]["label"] is None and recs[2]["error"]
     assert done_paths(out, "jsonl") == ({r.path for r in RECORDS}, 0)

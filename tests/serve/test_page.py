@@ -65,3 +65,28 @@ def test_upload_through_the_page_shows_verdict(serve_model, tmp_path) -> None:
     if (out := artifacts_dir()) is not None:
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, out / "serve_page.png")
+
+
+def test_the_page_lists_provenance_findings(serve_model, tmp_path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (install Debian's chromium to run the browser test)")
+    from provenance.helpers import comfy_prompt, png_bytes, text, with_chunks
+
+    image = tmp_path / "comfy.png"
+    image.write_bytes(with_chunks(png_bytes(), text("prompt", comfy_prompt("flux1-dev.safetensors"))))
+    with running_server(create_app(model=serve_model)) as url, sync_api.sync_playwright() as pw:
+        args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.uncheck("#explain")
+            page.set_input_files("#file", str(image))
+            page.wait_for_selector("#provenance-box:not([hidden])", timeout=60_000)
+            assert "Likely generated" in (page.text_content("#verdict") or "")
+            assert "generator-metadata: says generated (declared)" in (page.text_content("#provenance") or "")
+            assert "flux1-dev.safetensors" in (page.text_content("#provenance") or "")
+            assert (page.text_content("#prov-reason") or "").startswith("verdict: generated (provenance:")
+        finally:
+            browser.close()

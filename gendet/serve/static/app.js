@@ -63,11 +63,34 @@ function showExplanation(ex) {
   }
 }
 
+const VERDICT_TEXT = {
+  generated: "Likely generated (fake)", edited: "Edited (the file says so)", real: "Likely real",
+};
+
+function showProvenance(r) {
+  const box = $("provenance-box");
+  const findings = r.provenance || [];
+  box.hidden = r.provenance === null || r.provenance === undefined;
+  $("prov-reason").textContent = findings.length ? `verdict: ${r.verdict} (${r.reason})` :
+    "no provenance in this file: the verdict is the pixel detector's";
+  $("prov-conflict").hidden = !r.conflict;
+  $("prov-conflict").textContent = r.conflict ? `conflict: ${r.conflict}` : "";
+  const list = $("provenance");
+  list.replaceChildren();
+  for (const f of findings) {
+    const li = document.createElement("li");
+    li.textContent = `${f.signal}: says ${f.says} (${f.strength}): ${f.detail}` + (f.error ? ` [error: ${f.error}]` : "");
+    li.className = f.error ? "finding error" : `finding ${f.says}`;
+    list.appendChild(li);
+  }
+}
+
 function showResult(r) {
   const fake = r.label === "fake";
   const verdict = $("verdict");
-  verdict.textContent = fake ? "Likely generated (fake)" : "Likely real";
-  verdict.className = `verdict ${r.label}`;
+  const word = r.verdict || (fake ? "generated" : "real");
+  verdict.textContent = VERDICT_TEXT[word] || word;
+  verdict.className = `verdict ${word === "real" ? "real" : "fake"}`;
   $("score").textContent = `score ${fmt(r.score)} = P(generated); ${fake ? "at or above" : "below"} the ` +
     `threshold ${fmt(r.threshold)} · model ${r.model}`;
   $("gauge-thr").textContent = `threshold ${fmt(r.threshold)}`;
@@ -76,6 +99,7 @@ function showResult(r) {
   fill.classList.toggle("fake", fake);
   $("inputfig").hidden = true;
   $("evidence-box").hidden = true;
+  showProvenance(r);
   if (r.explanation) showExplanation(r.explanation);
   else if (r.explanation_error) setStatus(`no explanation: ${r.explanation_error}`, true);
 }
