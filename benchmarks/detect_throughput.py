@@ -7,7 +7,10 @@ On the same images and model, in one run:
   (d) core bound - what the machine's cores could do if decoding and the model shared them with
                    no overhead: cores / (decode+preprocess core-ms + model core-ms on 1 thread)
   (a) is run with provenance on (the default: C2PA/XMP/EXIF/generator chunks read from the same bytes),
-  off, and on + invisible-watermark decoding (--watermark), side by side: what provenance costs.
+  off, and on + invisible-watermark decoding (--watermark), side by side: what provenance costs;
+  (a') and (c') are (a) and (c) with the model exported to ONNX and run by onnxruntime (--engine onnx).
+--hog N runs N busy-looping processes beside every measurement (a shared machine); the --threads auto
+line is then compared with the best fixed setting measured in the same load.
 and the ratios a/b (what batching + overlapped decoding buy), a/c (how much of the
 decode cost is hidden behind compute; 1.0 = all of it) and a/d (how close the pipeline gets
 to the cores' limit when decoding costs as much as the model, as with a small model on a CPU).
@@ -18,7 +21,9 @@ as many inputs runs first so the two can be compared (flat = memory does not gro
 Images: JPEG crops (q90) of gendet's shipped real photos at --image-size-on-disk, each with camera EXIF
 and an XMP packet (what provenance reads in a camera photo).
 Model: --checkpoint, else the shipped default model, else (or with --stand-in) a freshly initialised
-resnet50[arch=resnet18] at --stand-in-size px (same compute as a trained one; scores meaningless).
+resnet50[arch=resnet18] at --stand-in-size px (same compute as a trained one; scores meaningless);
+--lite0: a probe on the packaged EfficientNet-Lite0 at 224 px, one crop (an untrained head: the compute of
+a Lite0-based detector).
 
   python benchmarks/detect_throughput.py --n 256 --batch-size 32
 """
@@ -101,9 +106,25 @@ def tiny_checkpoint(out: Path, like: ScanModel) -> Path:
     return out
 
 
+def lite0_checkpoint(out: Path) -> Path:
+    torch.manual_seed(0)
+    det = create_detector("probe", backbone="lite0", image_size=224)
+    pp = det.preprocess("jpeg")
+    save_checkpoint(out, det, {"preprocess": pp.to_dict(), "align": "jpeg", "threshold": 0.5,
+                               "threshold_source": "fixed", "name": "lite0 probe (untrained head)"})
+    return out
+
+
+def hog(n: int) -> list[subprocess.Popen]:
+    """n processes that keep one core busy each until killed."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def pick_checkpoint(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
     if args.checkpoint:
         return Path(args.checkpoint), "given"
+    if getattr(args, "lite0", False):
+        return lite0_checkpoint(tmp / "lite0"), "Lite0 probe at 224 px (untrained head: scores meaningless)"
     if getattr(args, "stand_in", False):  # serve_load.py shares this picker without the flag
         return stand_in_checkpoint(tmp / "stand_in", args.stand_in_size), (
             f"STAND-IN asked for: an untrained resnet50[arch=resnet18] at {args.stand_in_size} px, "
@@ -225,6 +246,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats of (a), (b), (c); best is reported")
     ap.add_argument("--image-size-on-disk", type=int, default=256, help="shorter side of the JPEGs on disk")
     ap.add_argument("--rss-n", type=int, default=10_000, help="inputs for the peak-RSS scan (0 = skip)")
+    ap.add_argument("--lite0", action="store_true", help="measure a Lite0 probe at 224 px (see above)")
+    ap.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
+                    help="also measure the onnx engine (a', c', d'; needs gendet[onnx])")
+    ap.add_argument("--hog", type=int, default=0, help="busy-looping processes beside the measurements")
     ap.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=True,
                     help="also time (a) with invisible-watermark decoding (needs gendet[watermark])")
     ap.add_argument("--rss-checkpoint", default=None,
@@ -242,12 +267,20 @@ def main() -> None:
               f"align {model.preprocess.align}")
         print(f"images: {args.n} JPEGs {args.image_size_on_disk * 4 // 3}x{args.image_size_on_disk}; "
               f"batch {args.batch_size}; workers {args.workers}; device {device}; torch threads "
-              f"{torch.get_num_threads()}; CPU cores {os.cpu_count()}")
+              f"{torch.get_num_threads()}; CPU cores {os.cpu_count()}; busy-loop hogs beside it: {args.hog}")
         bench_model_only(images[: args.batch_size], model, args.batch_size, device)  # warm-up
         # Interleaved repeats, best of each: on a shared machine this compares the methods under
         # similar load instead of whichever ran during a quiet moment.
         runs: dict[str, list[float]] = {"a": [], "a_all": [], "a_spare": [], "a_off": [], "a_wm": [], "b": [],
-                                        "c": []}
+                                        "c": [], "a_onnx": [], "a_onnx_all": [], "a_onnx_spare": [], "c_onnx": []}
+        onnx_model = None
+        if args.onnx:
+            from gendet.detect.onnx_export import export_onnx
+            from gendet.detect.onnx_model import load_onnx_model
+
+            onnx_model = load_onnx_model(export_onnx(model, tmp / "model.onnx"), device)
+            bench_model_only(images[: args.batch_size], onnx_model, args.batch_size, device)  # warm-up
+        hogs = hog(args.hog)
         cores = os.cpu_count() or 1
         spare = max(1, cores - args.workers)  # cores the decoding workers leave free
         prep_ms = []
@@ -262,6 +295,15 @@ def main() -> None:
             if args.watermark and watermark_available():
                 runs["a_wm"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl",
                                                    task=ScanTask("on", ProvenanceOptions(watermark=True))))
+            if onnx_model is not None:
+                onnx_model.detector.set_num_threads(cores)
+                runs["c_onnx"].append(bench_model_only(images, onnx_model, args.batch_size, device))
+                runs["a_onnx"].append(bench_pipeline(tmp / "images", onnx_model, args, tmp / "out.jsonl"))
+                if device.type == "cpu" and args.workers > 0:
+                    runs["a_onnx_all"].append(bench_pipeline(tmp / "images", onnx_model, args, tmp / "out.jsonl",
+                                                             cores))
+                    runs["a_onnx_spare"].append(bench_pipeline(tmp / "images", onnx_model, args, tmp / "out.jsonl",
+                                                               spare))
             b_rate, ms = bench_naive(images, model, device)
             runs["b"].append(b_rate)
             prep_ms.append(ms)
@@ -274,6 +316,19 @@ def main() -> None:
         for key, n, why in (("a_all", cores, "all cores"), ("a_spare", spare, "cores - workers")):
             if runs[key]:
                 print(f"    same with --threads {n:<3d}: {max(runs[key]):8.1f} img/s  ({why})")
+        fixed = max(max(runs["a_all"] or [0]), max(runs["a_spare"] or [0]))
+        if fixed:
+            print(f"    --threads auto / best fixed = {a / fixed:.2f} (goal >= 0.9)")
+        if runs["a_onnx"]:
+            ao, co = max(runs["a_onnx"]), max(runs["c_onnx"])
+            print(f"(a') pipeline, --engine onnx: {ao:8.1f} img/s  (--threads auto) = {ao / a:.2f} x the torch engine")
+            for key, n in (("a_onnx_all", cores), ("a_onnx_spare", spare)):
+                if runs[key]:
+                    print(f"    same with --threads {n:<3d}: {max(runs[key]):8.1f} img/s")
+            fixed_o = max(max(runs["a_onnx_all"] or [0]), max(runs["a_onnx_spare"] or [0]))
+            if fixed_o:
+                print(f"    --threads auto / best fixed = {ao / fixed_o:.2f}")
+            print(f"(c') model only, onnx       : {co:8.1f} img/s = {co / c:.2f} x torch")
         off = max(runs["a_off"])
         print(f"    same, provenance off   : {off:8.1f} img/s  (provenance on costs {100 * (1 - a / off):+.1f} %)")
         if runs["a_wm"]:
@@ -287,6 +342,12 @@ def main() -> None:
             d = cores * 1000.0 / (prep_ms + m_ms)
             print(f"(d) core bound             : {d:8.1f} img/s  (decode + preprocess {prep_ms:.2f} + model "
                   f"{m_ms:.2f} core-ms/img on {cores} cores)   a/d = {a / d:.2f}")
+            if onnx_model is not None:
+                onnx_model.detector.set_num_threads(1)
+                o_ms = 1000.0 / bench_model_only(images[: 4 * args.batch_size], onnx_model, args.batch_size, device)
+                d_o = cores * 1000.0 / (prep_ms + o_ms)
+                print(f"(d') core bound, onnx       : {d_o:8.1f} img/s  (model {o_ms:.2f} core-ms/img)   "
+                      f"a'/d' = {max(runs['a_onnx']) / d_o:.2f} (goal >= 0.9)")
             p_ms = provenance_core_ms(images[:64], watermark=False)
             print(f"provenance                 : {p_ms:.2f} core-ms/img = {100 * p_ms / (prep_ms + m_ms):.2f} % of "
                   "decode + model")
@@ -295,6 +356,8 @@ def main() -> None:
                 print(f"  + --watermark            : {w_ms:.1f} core-ms/img = {100 * w_ms / (prep_ms + m_ms):.1f} % "
                       "of decode + model")
 
+        for h in hogs:
+            h.kill()
         if args.rss_n > 0:
             if args.rss_checkpoint == "tiny":
                 rss_ckpt = tiny_checkpoint(tmp / "tiny", model)

@@ -53,7 +53,7 @@ from gendet.detect.pipeline import score_batch  # noqa: E402
 def model_only_bound(model: ScanModel, x: torch.Tensor, batch: int, device: torch.device, seconds: float) -> float:
     """Images/s of the forward pass alone on pre-decoded tensors, batches of `batch`, for ~`seconds`."""
     reps = -(-batch // len(x))
-    xb = x.repeat(reps, 1, 1, 1)[:batch]
+    xb = x.repeat(reps, *[1] * (x.ndim - 1))[:batch]
     score_batch(model, xb, device)  # warm-up
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -71,9 +71,10 @@ def free_port() -> int:
 
 
 def start_server(ckpt: Path, port: int, max_batch: int, wait_ms: float, device: str, log: Path,
-                 threads: int | None = None) -> subprocess.Popen:
+                 threads: int | None = None, engine: str = "torch") -> subprocess.Popen:
     cmd = [sys.executable, "-m", "gendet", "serve", "--checkpoint", str(ckpt), "--port", str(port), "--device",
-           device, "--max-batch", str(max_batch), "--batch-wait-ms", str(wait_ms), "--log-level", "warning"]
+           device, "--max-batch", str(max_batch), "--batch-wait-ms", str(wait_ms), "--log-level", "warning",
+           "--engine", engine]
     if threads:
         cmd += ["--threads", str(threads)]
     env = {k: v for k, v in os.environ.items() if k != "GENDET_API_KEY"}
@@ -183,12 +184,13 @@ def image_core_ms(model: ScanModel, images: list[bytes], x: torch.Tensor, batch:
     for data in images:
         transform(decode_image(data), np.random.default_rng(0))
     prep = (time.process_time() - t) / len(images)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    runtime = model.detector if hasattr(model.detector, "set_num_threads") else torch  # onnxruntime or torch
+    threads = runtime.get_num_threads()
+    runtime.set_num_threads(1)
     try:
         fwd = 1.0 / model_only_bound(model, x, batch, device, 2.0)
     finally:
-        torch.set_num_threads(threads)
+        runtime.set_num_threads(threads)
     return 1000 * (prep + fwd)
 
 
@@ -207,6 +209,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--server-threads", type=int, default=None, help="gendet serve --threads (default: its own)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--engine", default="torch", choices=("torch", "onnx"),
+                    help="the server's --engine; onnx: the model exported first, the bounds measured on onnxruntime")
     args = ap.parse_args()
     device = torch.device(args.device)
     print("command: python " + shlex.join(sys.argv))
@@ -214,6 +218,13 @@ def main() -> None:
         tmp = Path(tmp_s)
         ckpt, origin = pick_checkpoint(args, tmp)
         model = load_scan_model(ckpt, device)
+        if args.engine == "onnx":
+            from gendet.detect.onnx_export import export_onnx
+            from gendet.detect.onnx_model import load_onnx_model
+
+            ckpt = export_onnx(model, tmp / "model.onnx")
+            model = load_onnx_model(ckpt, device)
+            origin += ", exported to ONNX (--engine onnx)"
         paths = make_images(tmp / "images", args.n_images, args.image_size_on_disk, seed=args.seed)
         images = [p.read_bytes() for p in paths]
         transform = ImageTransform(model.preprocess, train=False)
@@ -233,7 +244,7 @@ def main() -> None:
         for name, max_batch, wait in settings:
             port = free_port()
             proc = start_server(ckpt, port, max_batch, wait, args.device, tmp / f"server_{max_batch}.log",
-                                args.server_threads)
+                                args.server_threads, args.engine)
             try:
                 url = f"http://127.0.0.1:{port}"
                 results[name] = asyncio.run(load(url, images, args.clients, args.warmup, args.duration, args.seed,

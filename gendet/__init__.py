@@ -20,4 +20,24 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 REAL: int = 0
 FAKE: int = 1
 
-__all__ = ["__version__", "REAL", "FAKE"]
+
+def load(model: "str | os.PathLike | None" = None, *, device: str = "auto", engine: str = "torch",
+         threshold: "str | float | None" = None, provenance: str = "on", watermark: bool = False,
+         c2pa_trust: "str | os.PathLike | None" = None) -> "gendet.api.Model":  # noqa: F821
+    """A detector for Python code: the shipped default (None), a shipped name, a checkpoint directory or an
+    exported .onnx file; see `gendet.api.load`. (gendet.api is imported on first use: `import gendet` stays light.)"""
+    from gendet.api import load as _load
+
+    return _load(model, device=device, engine=engine, threshold=threshold, provenance=provenance,
+                 watermark=watermark, c2pa_trust=c2pa_trust)
+
+
+def __getattr__(name: str) -> object:
+    if name in ("Model", "Verdict"):
+        import gendet.api
+
+        return getattr(gendet.api, name)
+    raise AttributeError(f"module 'gendet' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "REAL", "FAKE", "load", "Model", "Verdict"]

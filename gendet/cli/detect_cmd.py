@@ -104,9 +104,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    help="PEM file of trust anchors: C2PA signers chaining to one count as 'signed' (otherwise a "
                    "valid signature counts as 'declared')")
     r = p.add_argument_group("engine")
-    r.add_argument("--engine", default="local", choices=("local", "ray"),
-                   help="local: decoder processes on this machine; ray: Ray Data (decode tasks + a model actor "
-                   "pool), same records")
+    r.add_argument("--engine", default="local", choices=("local", "onnx", "ray"),
+                   help="local: decoder processes on this machine, the model in torch; onnx: the same with the "
+                   "model in onnxruntime (--checkpoint MODEL.onnx from `gendet export`, or a checkpoint exported "
+                   "on the fly), same records; ray: Ray Data (decode tasks + a model actor pool), same records")
     r.add_argument("--address", default=None,
                    help="ray: cluster address (auto, ray://HOST:10001); default: a local Ray instance")
     r.add_argument("--ray-actors", type=int, default=None,
@@ -136,7 +137,7 @@ def _check(args: argparse.Namespace) -> tuple[list[str], int]:
         raise UsageError("--resume and --overwrite contradict each other")
     if args.resume and args.output in (None, "-"):
         raise UsageError("--resume needs --output FILE")
-    if args.engine == "local" and (args.address or args.ray_actors or args.ray_cpus_per_actor is not None
+    if args.engine != "ray" and (args.address or args.ray_actors or args.ray_cpus_per_actor is not None
                                    or args.ray_gpus_per_actor is not None):
         raise UsageError("--address and --ray-* options need --engine ray")
     if args.ray_actors is not None and args.ray_actors < 1:
@@ -230,7 +231,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         # ray: the driver only checks the checkpoint and reads its threshold; actors pick their device
         device = resolve_device("cpu" if args.engine == "ray" else args.device)
-        model = load_scan_model(args.checkpoint, device, args.threshold)
+        if args.engine == "onnx":
+            from gendet.detect.onnx_model import load_onnx_model
+
+            model = load_onnx_model(args.checkpoint, device, args.threshold)
+        else:
+            model = load_scan_model(args.checkpoint, device, args.threshold)
     except (ValueError, ModelSetupError) as e:
         raise UsageError(str(e)) from None
     if args.engine == "ray":
@@ -256,6 +262,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_ray(args: argparse.Namespace, specs: list[str], model: ScanModel) -> int:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UsageError("--engine ray needs Ray: pip install 'gendet[ray]'") from None
     from gendet.detect.ray_engine import RayOptions, scan_ray
 
     if args.device not in ("auto", "cpu", "cuda"):

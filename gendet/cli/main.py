@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "generate": "gendet.cli.generate_cmd",
     "explain": "gendet.cli.explain_cmd",
     "provenance": "gendet.cli.provenance_cmd",
+    "export": "gendet.cli.export_cmd",
     "serve": "gendet.cli.serve_cmd",
     "data": "gendet.cli.data_cmd",
 }

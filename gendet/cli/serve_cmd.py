@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--workers", type=int, default=1,
                    help="uvicorn worker processes, each with its own copy of the model (default 1)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--engine", default="torch", choices=("torch", "onnx"),
+                   help="torch, or onnx: onnxruntime on --checkpoint MODEL.onnx (from `gendet export`) or on the "
+                   "checkpoint exported at start-up; explanations need torch")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the model in each worker (default: CPU cores / workers); fewer leaves "
                    "cores to decoding uploads (benchmarks/README.md)")
@@ -176,7 +179,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         device = resolve_device(args.device)
-        model = load_scan_model(args.checkpoint, device, args.threshold)  # fail here, before binding the port
+        if args.engine == "onnx":  # fail here, before binding the port
+            from gendet.detect.onnx_model import load_onnx_model
+
+            model = load_onnx_model(args.checkpoint, device, args.threshold)
+        else:
+            model = load_scan_model(args.checkpoint, device, args.threshold)
     except (ValueError, ModelSetupError) as e:
         raise UsageError(str(e)) from None
     try:
@@ -186,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {"device": str(device), "threshold": args.threshold, "limits": limits.to_dict(),
                 "batch_wait_ms": args.batch_wait_ms, "max_batch": args.max_batch,
                 "decode_workers": args.decode_workers, "provenance": task.provenance,
-                "watermark": task.options.watermark, "c2pa_trust": task.options.trust_anchors}
+                "watermark": task.options.watermark, "c2pa_trust": task.options.trust_anchors, "engine": args.engine}
     protocol.configure(guards)
     open_files = raise_open_file_limit()
     if open_files < guards.max_connections + 64:
@@ -201,11 +209,14 @@ def run(args: argparse.Namespace) -> int:
     threads = args.threads or max(1, cores // args.workers)
     if args.workers == 1:
         torch.set_num_threads(threads)
+        if hasattr(model.detector, "set_num_threads"):
+            model.detector.set_num_threads(threads)
         app = create_app(model=model, api_key=api_key, **settings)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **server_options)
         return 0
     # Worker processes import the app themselves: settings travel in the environment.
-    settings.update(checkpoint=str(model.checkpoint), torch_threads=threads, guards=guards.to_dict())
+    onnx_file = getattr(model.detector, "path", None)  # workers reopen the very file this process exported
+    settings.update(checkpoint=str(onnx_file or model.checkpoint), torch_threads=threads, guards=guards.to_dict())
     os.environ[SETTINGS_ENV] = json.dumps(settings)
     if api_key:
         os.environ[API_KEY_ENV] = api_key

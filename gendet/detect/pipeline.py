@@ -9,10 +9,11 @@ goes on with a fresh worker. Only `batch_size + 4 * workers` files are in flight
 not grow with the number of inputs. With workers=0 everything runs in this process (a soft time
 alarm then bounds decoding).
 
-CPU threads for the model ("auto"): with a small model the scan is bound by decoding, and
-model threads that take the decoders' cores slow it down (+50% measured with the default
-model on 2 cores at 1 thread instead of 2); with a large model the reverse holds. So the
-first batches try both and the faster setting is kept (ThreadPolicy).
+CPU threads for the model ("auto"): with a small model the scan is bound by decoding, and model
+threads that take the decoders' cores slow it down (the 0.03 GFLOP `fast` model: 361 img/s at 1
+thread, 126 at 2 on 2 cores); with a large model the reverse holds (the 6.9 GFLOP default: 6.4 img/s
+at 2 threads, 4.8 at 1). The choice is made from the model's FLOPs per image, counted once, not from
+timing a few batches: a probe on a shared machine measured the neighbours' load (ThreadPolicy).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from gendet.data.decode import DecodeError, DecodeLimits
 from gendet.data.decode_pool import DecodePool
@@ -229,39 +231,48 @@ def score_batch(model: ScanModel, image: torch.Tensor, device: torch.device) -> 
 class ThreadPolicy:
     """Chooses the model's CPU threads: a fixed number, or "auto" (see the module docstring).
 
-    auto: after one warm-up batch, batches alternate between all cores and cores - workers, and
-    the setting with the faster forward (measured in place, while the decoders run) is kept.
-    Timing in place matters: on 2 cores the default model's forward at 2 threads took 1.1 ms/img
-    alone but 4-5 ms/img beside a busy decoder.
+    auto (CPU with decoder workers): all cores when the model costs at least LIGHT_FLOPS per image (it is
+    the bottleneck), else cores - workers (decoding is; the decoders keep their cores). LIGHT_FLOPS sits
+    between the measured cases, two orders of magnitude from each: decoding and preprocessing a 341 x 256
+    JPEG took ~10 core-ms here, about what 0.5 GFLOP of convolution costs on one core.
     """
 
-    PROBES = 4  # after the warm-up batch: all, spare, all, spare
+    LIGHT_FLOPS = 0.5e9
 
-    def __init__(self, threads: int | str | None, workers: int, device: torch.device) -> None:
-        self.before = torch.get_num_threads()
+    def __init__(self, threads: int | str | None, workers: int, device: torch.device, runtime: Any = None,
+                 flops_per_image: float | None = None) -> None:
+        """runtime: what runs the model, with get/set_num_threads (default torch; OnnxDetector for --engine onnx).
+        flops_per_image: the model's cost (count_flops), needed for "auto"."""
+        self.runtime = runtime if hasattr(runtime, "set_num_threads") else torch
+        self.before = self.runtime.get_num_threads()
         cores = os.cpu_count() or 1
-        self.settings = (self.before, max(1, cores - workers))
-        self.auto = threads == "auto" and device.type == "cpu" and workers > 0 and self.settings[0] != self.settings[1]
+        self.choice: int | None = None
         if isinstance(threads, int):
-            torch.set_num_threads(threads)
-        self.seen = 0
-        self.times: dict[int, list[float]] = {n: [] for n in self.settings}
+            self.choice = threads
+        elif threads == "auto" and device.type == "cpu" and workers > 0:
+            light = flops_per_image is not None and flops_per_image < self.LIGHT_FLOPS
+            self.choice = max(1, cores - workers) if light else cores
+        if self.choice is not None:
+            self.runtime.set_num_threads(self.choice)
 
-    def observe(self, n_images: int, forward_s: float) -> None:
-        """Record one batch's forward time and set the threads for the next batch."""
-        if not self.auto or n_images == 0:
-            return
-        if self.seen > 0:
-            self.times[torch.get_num_threads()].append(forward_s / n_images)
-        self.seen += 1
-        if self.seen <= self.PROBES:
-            torch.set_num_threads(self.settings[self.seen % 2])
-        else:
-            self.auto = False
-            torch.set_num_threads(min(self.settings, key=lambda n: min(self.times[n])))
+    def threads(self) -> int:
+        return int(self.runtime.get_num_threads())
 
     def restore(self) -> None:
-        torch.set_num_threads(self.before)
+        self.runtime.set_num_threads(self.before)
+
+
+def count_flops(model: ScanModel, device: torch.device | str = "cpu") -> float:
+    """FLOPs of one image's forward (all its crops), counted by torch's FlopCounterMode on a zero input;
+    an ONNX model carries the count its export measured."""
+    known = getattr(model.detector, "flops_per_image", None)
+    if known is not None:
+        return float(known)
+    pp = model.preprocess
+    shape = (1, pp.crops, 3, pp.size, pp.size) if pp.crops > 1 else (1, 3, pp.size, pp.size)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.detector({"image": torch.zeros(*shape, device=device)})
+    return float(counter.get_total_flops())
 
 
 def iter_record_batches(
@@ -281,8 +292,8 @@ def iter_record_batches(
 
     Paths in `skip` are not scanned (resume). `summary` is updated as batches
     complete; `on_batch(n)` is called with each batch's size (progress bars).
-    threads: the model's CPU threads: an int, "auto" (decided on the first batches,
-    CPU with workers only) or None (leave torch's setting); restored at the end.
+    threads: the model's CPU threads: an int, "auto" (from the model's FLOPs, CPU with workers only;
+    see ThreadPolicy) or None (leave torch's setting); restored at the end.
     limits: the decode budgets (default DecodeLimits()).
     task: what each file gets (default ScanTask(): pixels and provenance; see gendet.detect.prepare).
     """
@@ -291,7 +302,8 @@ def iter_record_batches(
     stream = DecodedStream(inputs, model.preprocess, workers, batch_size + 4 * workers, limits, skip,
                            task or ScanTask())
     model.detector.eval()
-    policy = ThreadPolicy(threads, workers, device)
+    flops = count_flops(model, device) if threads == "auto" and device.type == "cpu" and workers > 0 else None
+    policy = ThreadPolicy(threads, workers, device, model.detector, flops)
     try:
         yield from _records(stream, batch_size, model, device, summary, policy, on_batch)
     finally:
@@ -306,11 +318,9 @@ def _records(stream: DecodedStream, batch_size: int, model: ScanModel, device: t
         errors: list[str | None] = [err for _, _, err, _ in batch]
         good = [i for i, (_, tensor, err, _) in enumerate(batch) if err is None and tensor is not None]
         if good:
-            t = time.perf_counter()
             probs = score_batch(model, torch.stack([batch[i][1] for i in good]), device)
-            policy.observe(len(good), time.perf_counter() - t)
             if device.type == "cpu":
-                summary.model_threads = torch.get_num_threads()
+                summary.model_threads = policy.threads()
             for pos, p in zip(good, probs, strict=True):
                 if math.isfinite(p):
                     scores[pos] = float(p)

@@ -184,7 +184,8 @@ class Backbone(nn.Module):
             return torch.jit.load(str(path), map_location="cpu").eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and x.shape[0] > self.CPU_CHUNK:
+        # chunking is an eager-CPU cache optimisation; an ONNX trace must stay one batch-size-free graph
+        if x.device.type == "cpu" and x.shape[0] > self.CPU_CHUNK and not torch.onnx.is_in_onnx_export():
             return torch.cat([self._forward(x[i:i + self.CPU_CHUNK]) for i in range(0, x.shape[0], self.CPU_CHUNK)])
         return self._forward(x)
 

@@ -27,6 +27,8 @@ class Detector(nn.Module):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     CROP_CHUNK: ClassVar[int] = 32  # crops per forward when scoring a (B, crops, C, H, W) batch
+    # why `gendet export --format onnx` cannot export this detector (None: it can; see gendet.detect.onnx_export)
+    onnx_unsupported: ClassVar[str | None] = None
     small_config: ClassVar[dict[str, Any]] = {}
     default_config: ClassVar[dict[str, Any]] = {
         "image_size": 224,

@@ -15,6 +15,7 @@ from gendet.models.hrr.model import RetrospectionDetector
 
 class DIRE(RetrospectionDetector):
     name = "dire"
+    onnx_unsupported = "its reconstruction runs a flow sampler with Python-side step arithmetic (not one graph)"
     description = "DIRE-style: |x - flow reconstruction| at one scale into a small CNN with a linear head (BCE)"
     default_config: ClassVar[dict[str, Any]] = {**RetrospectionDetector.default_config, "scales": [1.0],
                                                 "refine": "none"}

@@ -75,6 +75,7 @@ def log_spectrum(x: torch.Tensor, mode: str = "rgb", eps: float = 1e-6) -> torch
 
 class SpecDetector(Detector):
     name = "spec"
+    onnx_unsupported = 'the TorchScript ONNX exporter has no mapping for torch.fft.fft2 (opset 17)'
     description = (
         "Spec (Zhang et al. 2019): ResNet-34 on the standardised log-magnitude FFT spectrum "
         "(torch.fft, per channel); ImageNet init only from a local file"

@@ -200,6 +200,7 @@ def create_app(
     provenance: str = "on",
     watermark: bool = False,
     c2pa_trust: str | None = None,
+    engine: str = "torch",
 ) -> FastAPI:
     """The gendet HTTP app. `model` (already loaded) wins over `checkpoint` (None = the shipped default).
 
@@ -207,6 +208,8 @@ def create_app(
     `decode_workers`: decoder processes (default: CPU cores, at least 2).
     `provenance`: "on" (findings and the verdict rule of `gendet detect` in every result) or "off";
     `watermark`: also decode invisible watermarks; `c2pa_trust`: PEM trust anchors for C2PA signers.
+    `engine`: "torch", or "onnx" (`checkpoint` an exported .onnx file or a checkpoint exported at start-up;
+    explanations then answer with an explanation_error).
     """
     if provenance not in ("on", "off"):
         raise ValueError(f"provenance must be 'on' or 'off', got {provenance!r}")
@@ -217,7 +220,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         dev = resolve_device(device)
-        scan_model = model if model is not None else load_scan_model(checkpoint, dev, threshold)
+        if model is not None:
+            scan_model = model
+        elif engine == "onnx":
+            from gendet.detect.onnx_model import load_onnx_model
+
+            scan_model = load_onnx_model(checkpoint, dev, threshold)
+        else:
+            scan_model = load_scan_model(checkpoint, dev, threshold)
         served = ServedModel(scan_model, dev, decode_workers=decode_workers,
                              decode_timeout_s=limits.decode.timeout_s, provenance=options)
         await asyncio.get_running_loop().run_in_executor(served.model_pool, served.warm_up)

@@ -107,13 +107,16 @@ class ServedModel:
 
     def warm_up(self) -> None:
         """One forward at start-up, so the first request does not pay for lazy initialisation."""
-        s = self.model.preprocess.size
-        self.run_batch(torch.zeros(1, 3, s, s))
+        pp = self.model.preprocess
+        shape = (1, pp.crops, 3, pp.size, pp.size) if pp.crops > 1 else (1, 3, pp.size, pp.size)
+        self.run_batch(torch.zeros(*shape))
 
     def explain(self, image: Image.Image, score: float | None = None) -> dict[str, Any]:
         """Evidence for one image (its centre region when `score`, the batch's verdict, is given): text, heat map
         and model-input PNGs (base64), top regions."""
         m = self.model
+        if not isinstance(m.detector, torch.nn.Module):
+            raise RuntimeError("explanations need the model's gradients: serve with --engine torch for ?explain=true")
         ev = explain_image(m.detector, image, m.preprocess, m.threshold, threshold_source=m.threshold_source,
                            grid=self.explain_grid, top=self.explain_top, model_name=m.name, score=score)
         return {

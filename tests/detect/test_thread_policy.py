@@ -1,12 +1,13 @@
-"""--threads auto: the model's CPU threads are chosen from forward times measured in place."""
+"""--threads auto: the model's CPU threads follow from the machine and the model's FLOPs, not from timings."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gendet.detect import pipeline
-from gendet.detect.pipeline import ThreadPolicy
+from detect.helpers import make_checkpoint
+from gendet.detect import load_scan_model, pipeline
+from gendet.detect.pipeline import ThreadPolicy, count_flops
 
 
 @pytest.fixture
@@ -18,30 +19,28 @@ def four_cores(monkeypatch):
     torch.set_num_threads(before)
 
 
-def run_probes(policy: ThreadPolicy, ms_per_img: dict[int, float]) -> list[int]:
-    """Feed the policy batches whose forward time depends on the threads set; return the threads seen."""
-    seen = []
-    for _ in range(ThreadPolicy.PROBES + 3):
-        n = torch.get_num_threads()
-        seen.append(n)
-        policy.observe(10, ms_per_img[n] * 10 / 1000)
-    return seen
+CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("fast, slow", [(3, 4), (4, 3)])
-def test_auto_keeps_the_setting_with_the_faster_forward(four_cores, fast, slow) -> None:
-    policy = ThreadPolicy("auto", workers=1, device=torch.device("cpu"))
-    seen = run_probes(policy, {fast: 1.0, slow: 2.0})
-    assert set(seen[:ThreadPolicy.PROBES + 1]) == {3, 4}  # both settings were tried
-    assert seen[-2:] == [fast, fast]
-    policy.restore()
+def test_auto_gives_decoders_their_cores_only_when_the_model_is_light(four_cores) -> None:
+    light = ThreadPolicy("auto", workers=1, device=CPU, flops_per_image=0.03e9)
+    assert light.threads() == 3
+    light.restore()
+    heavy = ThreadPolicy("auto", workers=1, device=CPU, flops_per_image=6.9e9)
+    assert heavy.threads() == 4
+    heavy.restore()
     assert torch.get_num_threads() == 4
 
 
-def test_fixed_threads_and_no_probing_without_workers_or_on_gpu(four_cores) -> None:
-    policy = ThreadPolicy(2, workers=1, device=torch.device("cpu"))
-    assert run_probes(policy, {2: 1.0})[-1] == 2
+def test_fixed_threads_and_no_choice_without_workers_or_on_gpu(four_cores) -> None:
+    policy = ThreadPolicy(2, workers=1, device=CPU)
+    assert policy.threads() == 2
     policy.restore()
     for workers, device in ((0, "cpu"), (1, "cuda")):
-        policy = ThreadPolicy("auto", workers=workers, device=torch.device(device))
-        assert set(run_probes(policy, {4: 1.0})) == {4}
+        assert ThreadPolicy("auto", workers=workers, device=torch.device(device), flops_per_image=1e6).threads() == 4
+
+
+def test_flops_are_counted_once_per_model(tmp_path) -> None:
+    model = load_scan_model(make_checkpoint(tmp_path / "tiny"), "cpu")
+    flops = count_flops(model)
+    assert 0 < flops < ThreadPolicy.LIGHT_FLOPS and count_flops(model) == flops

@@ -40,6 +40,7 @@ def label_targets(labels: np.ndarray, n_tokens: int) -> np.ndarray:
 
 class GammaLite(CachedHeadDetector):
     name = "gamma_lite"
+    onnx_unsupported = 'region tokens pool to a grid (adaptive_avg_pool2d) over an input size the tracer cannot see'
     description = ("GAMMA on a frozen pretrained backbone: EfficientNet-Lite2 region tokens, mask + source heads, "
                    "reverse cross-attention into the classification token; manipulated training data with masks")
     default_config: ClassVar[dict[str, Any]] = {

@@ -132,6 +132,7 @@ class RetrospectionDetector(Detector):
 
 class HRR(RetrospectionDetector):
     name = "hrr"
+    onnx_unsupported = "its reconstruction runs a flow sampler with Python-side step arithmetic (not one graph)"
     description = ("HRR (Yuan et al. 2025): flow-model reconstruction residuals at scales 1, 1/2, 1/4, a fusion CNN, "
                    "and a correntropy sparse additive refinement with a KL bottleneck")
     small_config: ClassVar[dict[str, Any]] = {"image_size": 32, "scales": [1.0, 0.5], "steps": 1, "width": 4,

@@ -36,6 +36,7 @@ HEADS = ("afr", "none")
 
 class HRRLite(CachedHeadDetector):
     name = "hrr_lite"
+    onnx_unsupported = 'its residual pyramid downsamples with antialiased bilinear resizing (no ONNX op)'
     description = ("HRR on a frozen pretrained backbone: autoencoder reconstruction residuals at scales 1, 1/2, 1/4 "
                    "read by EfficientNet-Lite2, correntropy sparse additive refinement")
     FROZEN = ("backbone", "autoencoder")
@@ -147,5 +148,6 @@ class HRRLite(CachedHeadDetector):
 
 class DIRELite(HRRLite):
     name = "dire_lite"
+    onnx_unsupported = None  # one scale: no antialiased downsampling, exportable
     description = "DIRE on a frozen pretrained backbone: the single-scale reconstruction residual, linear head (BCE)"
     default_config: ClassVar[dict[str, Any]] = {**HRRLite.default_config, "scales": [1.0], "refine": "none"}

@@ -90,6 +90,7 @@ def alignment_mlp(hidden: int) -> nn.Sequential:
 
 class UniGenDet(Detector):
     name = "unigendet"
+    onnx_unsupported = 'its mixture-of-transformers reshapes sequences by sizes the tracer fixes to the traced batch'
     description = ("UniGenDet (scaled down): mixture-of-transformers generator + detector with SMSA, "
                    "GDUF joint training and DIGA alignment; rectified flow in an autoencoder latent space")
     default_config: ClassVar[dict[str, Any]] = {

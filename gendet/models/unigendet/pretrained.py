@@ -50,6 +50,7 @@ LATENT_SIZE = 64  # the generation resolution (the autoencoder's training size)
 
 class UniGenDetLite(CachedHeadDetector):
     name = "unigendet_lite"
+    onnx_unsupported = 'region tokens pool to a grid (adaptive_avg_pool2d) over an input size the tracer cannot see'
     description = ("UniGenDet on a frozen pretrained encoder: EfficientNet-Lite2 region tokens + clean latents of an "
                    "autoencoder trained on real photos, one mixture-of-transformers; SMSA, GDUF, DIGA")
     FROZEN = ("backbone", "autoencoder")

@@ -1,0 +1,119 @@
+"""`--engine onnx`: an exported graph run by onnxruntime, behind the detector interface the scan and the
+server call (`detector({"image": x})["prob"]`), so decoding, records and verdicts are the torch engine's.
+
+Providers: CUDA when onnxruntime has it and the device asks for it, else CPU. Threads: onnxruntime's intra-op
+pool, set from the scan's thread choice (`set_num_threads`), mirroring torch.set_num_threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gendet.data.preprocess import Preprocess
+from gendet.detect.model import ModelSetupError, ScanModel, load_scan_model
+
+
+class OnnxDetector:
+    """A session that scores like a Detector: {"image": tensor} -> {"prob", "logit"} (float32 tensors)."""
+
+    name = "onnx"
+    onnx_unsupported = "already an ONNX graph"
+    flops_per_image: float | None = None  # from the export's contract (the thread policy reads it)
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelSetupError("--engine onnx needs onnxruntime: pip install 'gendet[onnx]'") from None
+        self.path, self._ort = Path(path), ort
+        want_cuda = str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
+        self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
+        self.threads = threads
+        self._session = self._open(threads)
+        self.num_parameters = _count_parameters(self.path)
+
+    def _open(self, threads: int | None) -> Any:
+        options = self._ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        try:
+            return self._ort.InferenceSession(str(self.path), options, providers=self.providers)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own classes for bad files
+            raise ModelSetupError(f"cannot load ONNX model {self.path}: {e}") from None
+
+    def get_num_threads(self) -> int:
+        """The intra-op threads asked for (onnxruntime's default, all cores, when none was)."""
+        return int(self.threads or os.cpu_count() or 1)
+
+    def set_num_threads(self, threads: int) -> None:
+        if threads != self.get_num_threads():
+            self.threads = threads
+            self._session = self._open(threads)
+
+    def eval(self) -> OnnxDetector:
+        return self
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        image = batch["image"]
+        x = image.detach().float().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, np.float32)
+        prob, logit = self._session.run(["prob", "logit"], {"image": np.ascontiguousarray(x, dtype=np.float32)})
+        return {"prob": torch.from_numpy(prob), "logit": torch.from_numpy(logit)}
+
+
+def _count_parameters(path: Path) -> int:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return int(sum(int(np.prod(t.dims)) for t in graph.initializer))
+
+
+def read_contract(path: str | os.PathLike) -> dict[str, Any]:
+    """The `gendet.*` metadata of an exported graph (see gendet.detect.onnx_export)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001
+        raise ModelSetupError(f"{path} is not an ONNX model: {e}") from None
+    meta = {p.key[len("gendet."):]: json.loads(p.value) for p in proto.metadata_props if p.key.startswith("gendet.")}
+    if meta.get("format") != "gendet-onnx-1":
+        raise ModelSetupError(f"{path} was not exported by `gendet export --format onnx` (no gendet metadata)")
+    return meta
+
+
+def load_onnx_model(source: str | os.PathLike | None, device: str | torch.device = "cpu",
+                    threshold: str | float | None = None) -> ScanModel:
+    """A ScanModel on onnxruntime: `source` an exported .onnx file, or a checkpoint directory / shipped name /
+    None (the default), exported to a temporary file first (a few seconds)."""
+    if source is not None and str(source).endswith(".onnx") and Path(source).is_file():
+        meta = read_contract(source)
+        if threshold is not None:
+            value = float(threshold) if not isinstance(threshold, str) or threshold not in ("fixed", "val") else None
+            if value is None:
+                raise ModelSetupError("--threshold fixed|val needs the checkpoint; with an .onnx file give a number")
+            meta["threshold"], meta["threshold_source"] = value, "given"
+        detector = OnnxDetector(source, str(device))
+        detector.flops_per_image = meta.get("flops_per_image")
+        return ScanModel(detector, {"onnx": str(source)}, Preprocess.from_dict(meta["preprocess"]),  # type: ignore[arg-type]
+                         float(meta["threshold"]), str(meta["threshold_source"]), str(meta["name"]), Path(source),
+                         meta.get("model_version"))
+    from gendet.detect.onnx_export import ExportError, export_onnx
+
+    torch_model = load_scan_model(source, "cpu", threshold)
+    folder = Path(tempfile.mkdtemp(prefix="gendet_onnx_"))
+    try:
+        path = export_onnx(torch_model, folder / "model.onnx")
+    except ExportError as e:
+        raise ModelSetupError(str(e)) from None
+    model = load_onnx_model(path, device)
+    model.threshold, model.threshold_source, model.checkpoint = (torch_model.threshold, torch_model.threshold_source,
+                                                                 torch_model.checkpoint)
+    return model

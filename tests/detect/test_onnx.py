@@ -1,0 +1,114 @@
+"""ONNX export and `--engine onnx`: every exportable registered detector scores real images as torch does
+(within 1e-4, at a batch size other than the traced one); the others refuse with their reason."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from models.helpers import small_detector
+
+from detect.helpers import make_checkpoint
+from gendet.cli.main import main
+from gendet.data.decode import decode_image
+from gendet.data.preprocess import ImageTransform
+from gendet.data.real_photos import list_photos
+from gendet.detect import load_scan_model
+from gendet.detect.onnx_export import ExportError, export_onnx
+from gendet.models.checkpoint import save_checkpoint
+from gendet.models.registry import DETECTORS, get_detector_class
+
+pytest.importorskip("onnxruntime")
+from gendet.detect.onnx_model import OnnxDetector, load_onnx_model  # noqa: E402
+
+EXPORTABLE = [n for n in DETECTORS if get_detector_class(n).onnx_unsupported is None]
+NOT_EXPORTABLE = [n for n in DETECTORS if n not in EXPORTABLE]
+
+
+def real_batch(model, n: int = 3) -> torch.Tensor:
+    transform = ImageTransform(model.preprocess, train=False)
+    rng = np.random.default_rng(0)
+    return torch.stack([transform(decode_image(p), rng) for p in list_photos()[:n]])
+
+
+def small_checkpoint(name: str, tmp_path):
+    torch.manual_seed(0)
+    det = small_detector(name).eval()
+    pp = det.preprocess("jpeg")
+    save_checkpoint(tmp_path / name, det, {"preprocess": pp.to_dict(), "align": "jpeg", "threshold": 0.5,
+                                           "threshold_source": "fixed"})
+    return load_scan_model(tmp_path / name, "cpu")
+
+
+def test_the_exportable_set_is_what_the_readme_says() -> None:
+    assert EXPORTABLE == ["tiny_cnn", "resnet50", "cnnspot", "npr", "univfd", "dire_lite", "probe", "lite"]
+
+
+@pytest.mark.parametrize("name", EXPORTABLE)
+def test_onnx_scores_equal_torch_scores_on_real_images(name, tmp_path) -> None:
+    model = small_checkpoint(name, tmp_path)
+    path = export_onnx(model, tmp_path / f"{name}.onnx")
+    onnx_model = load_onnx_model(path)
+    x = real_batch(model)
+    with torch.inference_mode():
+        ref = model.detector({"image": x})["prob"].numpy()
+    got = onnx_model.detector({"image": x})["prob"].numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+    assert (onnx_model.name, onnx_model.version, onnx_model.threshold) == (model.name, model.version, 0.5)
+    assert onnx_model.preprocess == model.preprocess
+    side = json.loads((tmp_path / f"{name}.onnx.json").read_text())
+    assert side["preprocess"] == model.preprocess.to_dict() and side["format"] == "gendet-onnx-1"
+
+
+@pytest.mark.parametrize("name", NOT_EXPORTABLE)
+def test_the_others_refuse_with_their_reason(name, tmp_path) -> None:
+    det = small_detector(name)
+    model = type("M", (), {"detector": det})()
+    with pytest.raises(ExportError, match="cannot be exported to ONNX: .+"):
+        export_onnx(model, tmp_path / "x.onnx")
+
+
+def test_export_then_detect_with_the_onnx_engine_gives_the_torch_records(capsys, tmp_path) -> None:
+    from detect.helpers import make_good_images
+
+    ckpt = make_checkpoint(tmp_path / "tiny", threshold=0.6, source="val")
+    images = make_good_images(tmp_path / "imgs", 5)
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 0
+    for engine, ck, out in (("local", ckpt, "torch.jsonl"), ("onnx", tmp_path / "m.onnx", "onnx.jsonl"),
+                            ("onnx", ckpt, "onnx_direct.jsonl")):
+        assert main(["detect", str(images[0].parent), "--checkpoint", str(ck), "--engine", engine, "--output",
+                     str(tmp_path / out), "--workers", "1"]) == 0
+    capsys.readouterr()
+    torch_recs, *onnx_runs = ([json.loads(line) for line in (tmp_path / f).read_text().splitlines()]
+                              for f in ("torch.jsonl", "onnx.jsonl", "onnx_direct.jsonl"))
+    for recs in onnx_runs:
+        for a, b in zip(torch_recs, recs, strict=True):
+            assert abs(a["score"] - b["score"]) < 1e-4
+            assert {k: v for k, v in a.items() if k != "score"} == {k: v for k, v in b.items() if k != "score"}
+
+
+def test_int8_export_is_smaller_and_close(tmp_path) -> None:
+    model = small_checkpoint("lite", tmp_path)
+    fp32 = export_onnx(model, tmp_path / "fp32.onnx")
+    int8 = export_onnx(model, tmp_path / "int8.onnx", quantize="int8")
+    assert int8.stat().st_size < 0.5 * fp32.stat().st_size
+    x = real_batch(model)
+    a = load_onnx_model(fp32).detector({"image": x})["prob"].numpy()
+    b = load_onnx_model(int8).detector({"image": x})["prob"].numpy()
+    assert np.abs(a - b).max() < 0.2
+    assert "int8" in json.loads((tmp_path / "int8.onnx.json").read_text())["quantized"]
+
+
+def test_bad_files_and_threads(tmp_path) -> None:
+    from gendet.detect.model import ModelSetupError
+
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelSetupError):
+        load_onnx_model(tmp_path / "junk.onnx")
+    model = small_checkpoint("tiny_cnn", tmp_path)
+    det = OnnxDetector(export_onnx(model, tmp_path / "t.onnx"))
+    det.set_num_threads(1)
+    n_torch = sum(p.numel() for p in model.detector.parameters())
+    assert det.get_num_threads() == 1 and 0.9 * n_torch < det.num_parameters <= n_torch  # BatchNorm folded into convs
