@@ -5,17 +5,13 @@ Scores are P(generated).
 """
 
 import os
-from importlib.metadata import PackageNotFoundError, version
 
 # OpenMP threads that spin while waiting starve each other (and data workers) on small
 # CPUs: measured 20 tiny_cnn steps 10.2 s spinning vs 0.11 s passive on a loaded 2-core box.
 # Only effective when gendet is imported before torch; a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-try:
-    __version__ = version("gendet")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+from gendet.version import VERSION as __version__  # noqa: E402 - after the OpenMP setting above
 
 REAL: int = 0
 FAKE: int = 1
@@ -26,7 +22,7 @@ def load(model: "str | os.PathLike | None" = None, *, device: str = "auto", engi
          c2pa_trust: "str | os.PathLike | None" = None) -> "gendet.api.Model":  # noqa: F821
     """A detector for Python code: the shipped default (None), a shipped name, a checkpoint directory or an
     exported .onnx file; see `gendet.api.load`. (gendet.api is imported on first use: `import gendet` stays light.)"""
-    from gendet.api import load as _load
+    from gendet.api import load as _load  # on first use: `import gendet` stays light
 
     return _load(model, device=device, engine=engine, threshold=threshold, provenance=provenance,
                  watermark=watermark, c2pa_trust=c2pa_trust)
@@ -34,9 +30,9 @@ def load(model: "str | os.PathLike | None" = None, *, device: str = "auto", engi
 
 def __getattr__(name: str) -> object:
     if name in ("Model", "Verdict"):
-        import gendet.api
+        from gendet import api
 
-        return getattr(gendet.api, name)
+        return getattr(api, name)
     raise AttributeError(f"module 'gendet' has no attribute {name!r}")
 
 

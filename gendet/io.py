@@ -1,5 +1,5 @@
-"""Atomic file writes (and giving freed memory back), the lowest layer of gendet: it imports nothing
-from the package.
+"""Atomic file writes, checked reading of weights and JSON side files (and giving freed memory back): the
+lowest layer of gendet; it imports nothing from the package.
 
 Every checkpoint, training state, cache entry and report file is written through `atomic_write`:
 to a temp file beside the target, named after the target and the writing process
@@ -11,9 +11,15 @@ next write of the same target removes temp files whose process is gone.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
 
 
 def trim_heap() -> None:
@@ -85,3 +91,64 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+# -- checkpoints (detectors' and generators') ---------------------------------------------------
+
+class CheckpointError(Exception):
+    pass
+
+
+def git_commit() -> str | None:
+    """The source tree's commit, when gendet runs from a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError listing missing, unexpected and mis-shaped keys."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state)
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or shapes:
+        parts = [f"checkpoint {source} does not match the model:"]
+        if missing:
+            parts.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+        if shapes:
+            parts.append(f"  shape mismatches ({len(shapes)}): {'; '.join(shapes)}")
+        raise CheckpointError("\n".join(parts))
+
+
+def read_weights_checked(model: torch.nn.Module, weights: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file and check it against `model` (CheckpointError lists every mismatch)."""
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} not found")
+    try:
+        state = load_file(str(weights))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"cannot read {weights}: {e}") from e
+    check_state_dict(model, state, str(weights))
+    return state
+
+
+def read_json_checked(path: Path, what: str) -> dict[str, Any]:
+    """A checkpoint's JSON side file; CheckpointError says `what` was expected when it is missing or broken."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found: is {what}?")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None

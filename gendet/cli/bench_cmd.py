@@ -6,11 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
+from gendet.bench.ablations import ABLATIONS, AblationOptions, build_study_report, run_study
+from gendet.bench.bench import bench_data_root, build_bench_data, run_bench, write_results
+from gendet.bench.presets import PRESETS, get_preset
 from gendet.cli.main import UsageError, command_line
 from gendet.data.preprocess import ALIGN_MODES
-from gendet.evaluation.ablations import ABLATIONS, AblationOptions, build_study_report, run_study
-from gendet.evaluation.bench import bench_data_root, build_bench_data, run_bench, write_results
-from gendet.evaluation.presets import PRESETS, get_preset
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -82,8 +82,8 @@ def build_local_data(args: argparse.Namespace, preset, cache: Path, out: Path, w
                      progress: bool) -> tuple[Path, dict]:
     extra = []
     if args.unigendet is not None:
-        from gendet.generation.unified import UnifiedGenerator
         from gendet.models.checkpoint import CheckpointError
+        from gendet.models.unigendet.generator import UnifiedGenerator
 
         try:
             extra.append(UnifiedGenerator.from_checkpoint(args.unigendet))
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         data_root, data_info = build_local_data(args, preset, cache, out, weights_dir, progress)
     extra_samples = None
     if args.manipulated and not args.ablation:
-        from gendet.evaluation.bench import add_manipulated_subset
+        from gendet.bench.bench import add_manipulated_subset
 
         extra_samples, data_info = add_manipulated_subset(Path(data_root), data_info, progress)
     data_seconds = time.monotonic() - t
@@ -218,7 +218,7 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def _run_genuine_ablation(args: argparse.Namespace, t0: float) -> int:
-    from gendet.evaluation.ablations import run_genuine_study
+    from gendet.bench.ablations import run_genuine_study
     from gendet.evaluation.fidelity import default_cache_dir
     from gendet.report.genuine_study_report import build_genuine_study_report
 
@@ -253,10 +253,10 @@ def _print_study(ablation: dict) -> None:
 
 
 def _run_genuine(args: argparse.Namespace, t0: float) -> int:
-    from gendet.cli.train_cmd import parse_overrides
+    from gendet.bench.genuine import recipes, run_genuine_bench, score_checkpoint_on_genuine
+    from gendet.cli.train_common import parse_overrides
     from gendet.detect.shipped import resolve_model_dir
     from gendet.evaluation.fidelity import default_cache_dir
-    from gendet.evaluation.genuine import recipes, run_genuine_bench, score_checkpoint_on_genuine
     from gendet.report.genuine_report import build_genuine_report
 
     if args.data is None:

@@ -133,10 +133,26 @@ def _check(args: argparse.Namespace) -> tuple[list[str], int]:
         if not str(args.threads).isdigit() or int(args.threads) < 1:
             raise UsageError(f"--threads must be auto or a number >= 1, got {args.threads!r}")
         args.threads = int(args.threads)
+    _check_resume(args)
+    _check_ray(args)
+    try:
+        args.limits = DecodeLimits.from_pairs(args.decode_limit)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    args.task = scan_task(args)
+    return specs, workers
+
+
+def _check_resume(args: argparse.Namespace) -> None:
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite contradict each other")
     if args.resume and args.output in (None, "-"):
         raise UsageError("--resume needs --output FILE")
+    if args.force and not args.resume:
+        raise UsageError("--force only applies to --resume")
+
+
+def _check_ray(args: argparse.Namespace) -> None:
     if args.engine != "ray" and (args.address or args.ray_actors or args.ray_cpus_per_actor is not None
                                    or args.ray_gpus_per_actor is not None):
         raise UsageError("--address and --ray-* options need --engine ray")
@@ -145,14 +161,6 @@ def _check(args: argparse.Namespace) -> tuple[list[str], int]:
     for flag in ("ray_cpus_per_actor", "ray_gpus_per_actor"):
         if (getattr(args, flag) or 0) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0")
-    if args.force and not args.resume:
-        raise UsageError("--force only applies to --resume")
-    try:
-        args.limits = DecodeLimits.from_pairs(args.decode_limit)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    args.task = scan_task(args)
-    return specs, workers
 
 
 def scan_task(args: argparse.Namespace) -> ScanTask:

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-import gendet
 from gendet.cli.main import UsageError, command_line
 from gendet.data.layouts import LAYOUTS, detect_layout, read_samples, select_split
 from gendet.data.preprocess import ALIGN_MODES, Preprocess
@@ -35,6 +34,7 @@ from gendet.evaluation.text_metrics import explanation_report
 from gendet.io import atomic_write_text
 from gendet.models.base import Detector
 from gendet.models.checkpoint import CheckpointError, load_checkpoint
+from gendet.version import VERSION
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -250,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         splits=sorted({s.split for s in samples}),
         command=command_line(args),
         seed=args.seed,
-        gendet_version=gendet.__version__,
+        gendet_version=VERSION,
         errors=errors,
         predictions_file=csv_path.name,
     )

@@ -7,7 +7,7 @@ import importlib
 import shlex
 import sys
 
-import gendet
+from gendet.version import VERSION
 
 # subcommand -> module under gendet.cli. Later capabilities (bench, detect,
 # generate, explain, serve) add one line here and one module.
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gendet",
         description="Detect generated images and benchmark detectors. Labels: 1 = generated, 0 = real.",
     )
-    parser.add_argument("--version", action="version", version=f"gendet {gendet.__version__}")
+    parser.add_argument("--version", action="version", version=f"gendet {VERSION}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from gendet.cli.main import UsageError
+from gendet.cli.train_common import (
+    AMP_CHOICES,
+    LAYOUT_CHOICES,
+    SHARDS_LAYOUT,
+    check_out_dir,
+    clear_run,
+    command_line,
+    load_training_data,
+    parse_overrides,
+)
 from gendet.data.preprocess import ALIGN_MODES, DEFAULT_JPEG_QUALITY
 from gendet.models import create_detector, list_detectors
-from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
+from gendet.models.checkpoint import CheckpointError
 from gendet.models.import_weights import trust_torchscript
 
 if TYPE_CHECKING:
@@ -22,14 +28,6 @@ if TYPE_CHECKING:
 
 # The trainer and the data readers are imported in run(): `gendet --help` builds every
 # subcommand's parser and should not pay for scikit-learn/torchmetrics imports.
-LAYOUT_CHOICES = ("auto", "genimage", "binary", "manifest", "fakeclue")
-SHARDS_LAYOUT = "shards"  # a folder written by `gendet data shard` (gendet.data.shards), detected by "auto"
-AMP_CHOICES = ("auto", "bf16", "fp16", "off")
-STATE_PATH = Path("train_state") / "last.pt"
-# What marks DIR as holding a run, and what --overwrite removes (stale evals/reports of the
-# old model included, so they cannot be mistaken for results of the new one).
-RUN_FILES = (WEIGHTS_FILE, CONFIG_FILE, "train_log.jsonl", "train_log.csv", "train_state")
-OVERWRITE_EXTRA = ("eval", "report.html", "report.md")
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -103,62 +101,6 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     return p
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise UsageError(f"--set {item!r}: cannot parse the value: {e}") from None
-    return out
-
-
-def command_line(args: argparse.Namespace) -> str:
-    """The full command with every option explicit, so it reproduces the run without defaults drifting."""
-    skip = {"command", "_run", "overrides", "no_progress", "resume", "overwrite"}
-    parts = ["gendet", "train"]
-    for key, value in vars(args).items():
-        if key in skip or key.startswith("_") or value is None:
-            continue
-        parts += [f"--{key.replace('_', '-')}", str(value)]
-    for item in args.overrides:
-        parts += ["--set", item]
-    for flag in ("resume", "overwrite", "no_progress"):
-        if getattr(args, flag):
-            parts.append(f"--{flag.replace('_', '-')}")
-    return shlex.join(parts)
-
-
-def _check_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    if resume and overwrite:
-        raise UsageError("--resume and --overwrite exclude each other")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-    has_run = any((out / f).exists() for f in RUN_FILES)
-    if resume:
-        if not (out / STATE_PATH).is_file():
-            raise UsageError(f"--resume: no resume state at {out / STATE_PATH}; start a new run instead")
-        return
-    if has_run and not overwrite:
-        raise UsageError(
-            f"{out} already holds a training run; pass --resume to continue it (same settings) "
-            "or --overwrite to replace it"
-        )
-
-
-def _clear_run(out: Path) -> None:
-    """--overwrite: remove the old run's files (only once everything else has been checked)."""
-    for name in RUN_FILES + OVERWRITE_EXTRA:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-
-
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     from gendet.training.trainer import TrainConfig
 
@@ -180,8 +122,8 @@ def apply_preset(args: argparse.Namespace) -> dict[str, Any] | None:
         if not args.model or not args.data:
             raise UsageError("--model and --data are required (or use --preset)")
         return None
+    from gendet.bench.train_presets import get_train_preset, preset_data
     from gendet.evaluation.fidelity import default_cache_dir
-    from gendet.training.presets import get_train_preset, preset_data
 
     preset = get_train_preset(args.preset)
     if args.model or args.subset or (args.data and preset.data_preset is not None):
@@ -199,41 +141,6 @@ def apply_preset(args: argparse.Namespace) -> dict[str, Any] | None:
                              progress=not args.no_progress)
     args.data, args.layout = str(root), "genimage"
     return info
-
-
-def load_training_data(args: argparse.Namespace, data_info: dict[str, Any] | None) -> dict[str, Any]:
-    """Read --data, take the train split, hold out --holdout of it (grouped by source photo when known)."""
-    from gendet.data.layouts import detect_layout, read_samples, select_split, split_holdout
-    from gendet.data.shards import is_shard_dir, read_shard_samples
-
-    data = Path(args.data).expanduser()
-    if not data.exists():
-        raise UsageError(f"--data {data} does not exist")
-    try:
-        if args.layout == SHARDS_LAYOUT or (args.layout == "auto" and is_shard_dir(data)):
-            layout = SHARDS_LAYOUT  # one index file per data set instead of a directory walk per rank
-            all_samples = read_shard_samples(data, args.subset)
-        else:
-            layout = detect_layout(data) if args.layout == "auto" else args.layout
-            all_samples = read_samples(data, layout, args.subset)
-        if data_info is not None and "subsets" in data_info:  # keep each photo's crops on one side of the holdout
-            from gendet.evaluation.bench import with_photo_groups
-
-            all_samples = with_photo_groups(all_samples, data_info)
-        samples = select_split(all_samples, "train")
-        if not samples:
-            raise UsageError(f"no training samples (split 'train') in {data}" +
-                             (f" subset {args.subset!r}" if args.subset else ""))
-        train_samples, val_samples = split_holdout(samples, args.holdout, args.seed)
-    except (ValueError, FileNotFoundError) as e:
-        raise UsageError(str(e)) from None
-    if not val_samples:
-        print("no held-out validation split (--holdout 0): no early stopping, no fitted threshold; "
-              "the last epoch's weights are kept")
-    if len({s.label for s in train_samples}) < 2:
-        raise UsageError(f"the training data holds only one class ({len(train_samples)} samples): need real and "
-                         "generated images")
-    return {"root": data, "layout": layout, "all": all_samples, "train": train_samples, "val": val_samples}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -281,7 +188,7 @@ def _run(args: argparse.Namespace, dist_info: Any, device: str) -> int:
     if args.weights is not None and not Path(args.weights).is_file():
         raise UsageError(f"--weights {args.weights} is not a file")
     out = Path(args.out).expanduser()
-    _check_out_dir(out, args.resume, args.overwrite)
+    check_out_dir(out, args.resume, args.overwrite)
 
     # Data first: a wrong --data/--subset should fail before any model is built.
     d = load_training_data(args, data_info)
@@ -317,7 +224,7 @@ def _run(args: argparse.Namespace, dist_info: Any, device: str) -> int:
     }
     distributed.barrier()  # every rank has checked --out before rank 0 changes it
     if args.overwrite and dist_info.is_main:
-        _clear_run(out)
+        clear_run(out)
     try:
         summary = train(detector, train_samples, val_samples, pp, cfg, out, resume=args.resume, extra_config=extra)
     except ResumeError as e:
@@ -341,15 +248,15 @@ def _uses_head_solver(args: argparse.Namespace) -> bool:
 def _run_head_fit(args: argparse.Namespace, data_info: dict[str, Any] | None) -> int:
     """--solver head: backbone features of the recipe's views (cached by content), a logistic-regression
     head, the threshold on the held-out part; a normal checkpoint comes out."""
+    from gendet.bench.genuine import fit_probe
     from gendet.evaluation.fidelity import default_cache_dir
-    from gendet.evaluation.genuine import fit_probe
     from gendet.models.checkpoint import save_checkpoint
     from gendet.training.state import seed_everything
 
     out = Path(args.out).expanduser()
     if args.resume:
         raise UsageError("--resume: a head fit has no resume state (its features are cached: rerun with --overwrite)")
-    _check_out_dir(out, False, args.overwrite)
+    check_out_dir(out, False, args.overwrite)
     d = load_training_data(args, data_info)
     seed_everything(args.seed)
     try:
@@ -365,7 +272,7 @@ def _run_head_fit(args: argparse.Namespace, data_info: dict[str, Any] | None) ->
                         threshold_mode=args.threshold, target_fpr=args.target_fpr, device=args.device,
                         workers=args.workers, progress=not args.no_progress)
     if args.overwrite:
-        _clear_run(out)
+        clear_run(out)
     pp = detector.preprocess(args.align, args.jpeg_quality)
     save_checkpoint(out, detector, {
         "data_root": str(Path(d["root"]).resolve()), "subset": args.subset, "layout": d["layout"],
@@ -381,7 +288,7 @@ def _run_head_fit(args: argparse.Namespace, data_info: dict[str, Any] | None) ->
     if summary["decode_errors"]["files"]:
         print(f"{len(summary['decode_errors']['files'])} files could not be read (listed in config.json)")
     if args.preset == "default":
-        from gendet.report.model_card import write_genuine_card
+        from gendet.bench.model_card import write_genuine_card
 
         print("writing the model card (scoring the manifest's val split clean and under each degradation)")
         write_genuine_card(out, d["all"], args, device=args.device)
@@ -399,9 +306,9 @@ def _quiet(*args: Any, **kwargs: Any) -> None:
 def _write_card(args: argparse.Namespace, out: Path, samples: list, data_info: dict[str, Any]) -> None:
     import torch
 
+    from gendet.bench.model_card import CARD_MD, build_model_card
+    from gendet.bench.train_presets import get_train_preset
     from gendet.models.checkpoint import store_weights_as
-    from gendet.report.model_card import CARD_MD, build_model_card
-    from gendet.training.presets import get_train_preset
 
     preset = get_train_preset(args.preset)
     if preset.weights_dtype != "float32":

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gendet.cli.main import UsageError
-from gendet.cli.train_cmd import _check_out_dir, _clear_run, command_line, load_training_data, parse_overrides
+from gendet.cli.train_common import check_out_dir, clear_run, command_line, load_training_data, parse_overrides
 from gendet.models.checkpoint import CheckpointError
 
 
@@ -44,7 +44,7 @@ def run_unified(args: argparse.Namespace, data_info: dict[str, Any] | None) -> i
         raise UsageError(f"unknown --recipe {recipe_name!r}; available: {', '.join(RECIPES)}")
     cfg = unified_config(args, RECIPES[recipe_name], args.stage)
     out = Path(args.out).expanduser()
-    _check_out_dir(out, args.resume, args.overwrite)
+    check_out_dir(out, args.resume, args.overwrite)
     d = load_training_data(args, data_info)
     seed_everything(cfg.seed)
     teacher = None
@@ -75,7 +75,7 @@ def run_unified(args: argparse.Namespace, data_info: dict[str, Any] | None) -> i
              "recipe": recipe_name, "overrides": overrides, "command": command_line(args),
              "resumed": bool(args.resume)}
     if args.overwrite:
-        _clear_run(out)
+        clear_run(out)
     try:
         summary = train_unified(model, d["train"], d["val"], pp, cfg, out, teacher=teacher, resume=args.resume,
                                 extra_config=extra, max_steps=args.max_steps)

@@ -143,9 +143,8 @@ _SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a char
                   (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def read_file(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) -> bytes:
-    """The bytes of a regular file, or DecodeError saying exactly why not (never blocks on a FIFO)."""
-    p = Path(path)
+def _stat_regular(p: Path, path: str | os.PathLike) -> os.stat_result:
+    """os.stat of a file that may be read, or DecodeError naming what it is instead."""
     try:
         st = os.stat(p)
     except OSError as e:
@@ -162,6 +161,13 @@ def read_file(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) ->
     for test, what in _SPECIAL_FILES:
         if test(st.st_mode):
             raise DecodeError(f"is {what}, not a regular file", path, NOT_IMAGE)
+    return st
+
+
+def read_file(path: str | os.PathLike, limits: DecodeLimits = DEFAULT_LIMITS) -> bytes:
+    """The bytes of a regular file, or DecodeError saying exactly why not (never blocks on a FIFO)."""
+    p = Path(path)
+    st = _stat_regular(p, path)
     if st.st_size > limits.max_file_bytes:
         raise DecodeError(f"file of {st.st_size} bytes exceeds the limit of {limits.max_file_bytes}", path, LIMIT)
     try:
@@ -320,6 +326,15 @@ def time_budget(seconds: float) -> Iterator[None]:
 
 # -- decoding ---------------------------------------------------------------------------------------
 
+def _checked_bytes(source: bytes | bytearray, limits: DecodeLimits) -> bytes:
+    data = bytes(source)
+    if not data:
+        raise DecodeError("empty upload (0 bytes)", kind=NOT_IMAGE)
+    if len(data) > limits.max_file_bytes:
+        raise DecodeError(f"{len(data)} bytes exceeds the limit of {limits.max_file_bytes}", kind=LIMIT)
+    return data
+
+
 def decode_image(
     source: str | os.PathLike | bytes,
     limits: DecodeLimits | None = None,
@@ -338,14 +353,7 @@ def decode_image(
     limits = limits or DEFAULT_LIMITS
     path = None if isinstance(source, bytes | bytearray) else source
     try:
-        if path is not None:
-            data = read_file(path, limits)
-        else:
-            data = bytes(source)
-            if not data:
-                raise DecodeError("empty upload (0 bytes)", kind=NOT_IMAGE)
-            if len(data) > limits.max_file_bytes:
-                raise DecodeError(f"{len(data)} bytes exceeds the limit of {limits.max_file_bytes}", kind=LIMIT)
+        data = read_file(path, limits) if path is not None else _checked_bytes(source, limits)
         check_structure(data, limits)
         with time_budget(limits.timeout_s), Image.open(io.BytesIO(data)) as img:
             fmt = str(img.format or "").upper()

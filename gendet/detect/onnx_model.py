@@ -25,6 +25,9 @@ class OnnxDetector:
 
     name = "onnx"
     onnx_unsupported = "already an ONNX graph"
+    # images per session.run on the CPU provider: as for the torch backbone (gendet.models.backbones), a
+    # large batch's activations outgrow the caches and every layer slows down
+    CPU_CHUNK = 4
     flops_per_image: float | None = None  # from the export's contract (the thread policy reads it)
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None) -> None:
@@ -64,7 +67,12 @@ class OnnxDetector:
     def __call__(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         image = batch["image"]
         x = image.detach().float().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, np.float32)
-        prob, logit = self._session.run(["prob", "logit"], {"image": np.ascontiguousarray(x, dtype=np.float32)})
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        crops = x.shape[1] if x.ndim == 5 else 1  # (B, crops, 3, H, W): the graph runs B * crops images
+        step = len(x) if "CUDAExecutionProvider" in self.providers else max(1, self.CPU_CHUNK // crops)
+        outs = [self._session.run(["prob", "logit"], {"image": x[i:i + step]}) for i in range(0, len(x), step)]
+        prob = np.concatenate([o[0] for o in outs]) if outs else np.zeros(0, np.float32)
+        logit = np.concatenate([o[1] for o in outs]) if outs else np.zeros(0, np.float32)
         return {"prob": torch.from_numpy(prob), "logit": torch.from_numpy(logit)}
 
 

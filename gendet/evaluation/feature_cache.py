@@ -26,13 +26,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from gendet.data.augment import make_augment
 from gendet.data.decode import DecodeError
 from gendet.data.preprocess import ImageTransform, Preprocess, decode_for_model
 from gendet.data.sample import Sample
 from gendet.evaluation.degradations import get_degradation
 from gendet.io import atomic_write
 from gendet.lazy_import import file_sha256
-from gendet.training.augmentations import make_augment
 
 
 def _digest(obj: Any) -> str:

@@ -20,16 +20,10 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-import gendet
 from gendet.generation.base import Generator
-from gendet.io import atomic_write
+from gendet.io import atomic_write, atomic_write_text, git_commit, read_json_checked, read_weights_checked
 from gendet.lazy_import import resolve_entry
-from gendet.models.checkpoint import (
-    atomic_write_text,
-    git_commit,
-    read_json_checked,
-    read_weights_checked,
-)
+from gendet.version import VERSION
 
 GENERATORS: dict[str, str] = {
     "dcgan": "gendet.generation.dcgan:DCGAN",
@@ -37,7 +31,7 @@ GENERATORS: dict[str, str] = {
     "pixel_flow": "gendet.generation.pixel_flow:PixelFlow",
     "latent_flow": "gendet.generation.latent_flow:LatentFlow",
     "ae_recon": "gendet.generation.ae_recon:AERecon",
-    "unigendet": "gendet.generation.unified:UnifiedGenerator",
+    "unigendet": "gendet.models.unigendet.generator:UnifiedGenerator",
 }
 
 WEIGHTS_SUFFIX = ".safetensors"
@@ -86,7 +80,7 @@ def save_generator(gen: Generator, path: str | os.PathLike, dtype: torch.dtype =
         "seed": summary.get("seed"),
         "steps": summary.get("steps"),
         "training_summary": summary,
-        "gendet_version": gendet.__version__,
+        "gendet_version": VERSION,
         "git_commit": git_commit(),
         **(extra or {}),
     }

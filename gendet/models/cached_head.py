@@ -1,6 +1,6 @@
 """Detectors whose frozen part's output is cached: a frozen feature extractor + a head trained on its features.
 
-The contract the genuine benchmark (gendet.evaluation.genuine_cells.HeadCell) and `gendet train
+The contract the genuine benchmark (gendet.bench.genuine_cells.HeadCell) and `gendet train
 --solver head` rely on:
 - `backbone_features(x)`: the frozen part, images (B, 3, H, W) -> (B, F); what the cache stores;
 - `fit_head(features (N, F), labels (N,), seed)`: trains every trainable part on cached features;

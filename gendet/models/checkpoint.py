@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +15,21 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import gendet
-from gendet.io import atomic_write, atomic_write_text
+from gendet.io import (  # noqa: F401 - CheckpointError, read_weights_checked: part of this module's API
+    CheckpointError,
+    atomic_write,
+    atomic_write_text,
+    check_state_dict,
+    git_commit,
+    read_json_checked,
+    read_weights_checked,
+)
 from gendet.models.base import Detector
 from gendet.models.registry import create_detector
+from gendet.version import VERSION
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-
-
-class CheckpointError(Exception):
-    pass
-
-
-def git_commit() -> str | None:
-    """The source tree's commit, when gendet runs from a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=5, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -55,7 +46,7 @@ def save_checkpoint(out_dir: str | os.PathLike, detector: Detector, config: dict
     full = {
         "model": detector.name,
         "model_config": detector.config,
-        "gendet_version": gendet.__version__,
+        "gendet_version": VERSION,
         "git_commit": git_commit(),
         **config,
     }
@@ -75,49 +66,6 @@ def store_weights_as(ckpt_dir: str | os.PathLike, dtype: torch.dtype) -> Path:
     cfg["weights_dtype"] = str(dtype).removeprefix("torch.")
     atomic_write_text(out / CONFIG_FILE, json.dumps(cfg, indent=2, sort_keys=False, default=str))
     return out / WEIGHTS_FILE
-
-
-def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Raise CheckpointError listing missing, unexpected and mis-shaped keys."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in set(expected) & set(state)
-        if tuple(state[k].shape) != tuple(expected[k].shape)
-    )
-    if missing or unexpected or shapes:
-        parts = [f"checkpoint {source} does not match the model:"]
-        if missing:
-            parts.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-        if shapes:
-            parts.append(f"  shape mismatches ({len(shapes)}): {'; '.join(shapes)}")
-        raise CheckpointError("\n".join(parts))
-
-
-def read_weights_checked(model: torch.nn.Module, weights: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file and check it against `model` (CheckpointError lists every mismatch)."""
-    if not weights.is_file():
-        raise CheckpointError(f"{weights} not found")
-    try:
-        state = load_file(str(weights))
-    except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"cannot read {weights}: {e}") from e
-    check_state_dict(model, state, str(weights))
-    return state
-
-
-def read_json_checked(path: Path, what: str) -> dict[str, Any]:
-    """A checkpoint's JSON side file; CheckpointError says `what` was expected when it is missing or broken."""
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found: is {what}?")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
 
 
 def read_config(ckpt_dir: str | os.PathLike) -> dict[str, Any]:

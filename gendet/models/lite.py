@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from gendet.data.augment import make_augment, merge_augment
 from gendet.data.preprocess import ImageOp
 from gendet.models.backbones import attach_backbone, freeze_stages, get_spec
 from gendet.models.base import Detector
 from gendet.models.probe import TRANSFER_AUGMENT, TRANSFER_INPUT
-from gendet.training.augmentations import make_augment, merge_augment
 
 
 class LiteDetector(Detector):

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
+from gendet.data.augment import make_augment, merge_augment
 from gendet.data.preprocess import ImageOp
 from gendet.models.base import Detector
-from gendet.training.augmentations import make_augment, merge_augment
 
 Block = type[BasicBlock] | type[Bottleneck]
 BLOCKS: dict[str, Block] = {"basic": BasicBlock, "bottleneck": Bottleneck}

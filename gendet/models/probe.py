@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from gendet.data.augment import make_augment, merge_augment
 from gendet.data.preprocess import ImageOp
 from gendet.models.backbones import attach_backbone, get_spec
 from gendet.models.base import Detector
 from gendet.models.cached_head import head_state, load_head_state
-from gendet.training.augmentations import make_augment, merge_augment
 
 # CNNSpot's Blur+JPEG (0.5) at a lighter strength: the genuine set's photos are already JPEGs.
 # The transfer recipe's input: native-resolution crops (no resize), several per image at test time, crops of

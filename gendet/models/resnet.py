@@ -16,11 +16,11 @@ import torch
 import torchvision
 from torch import nn
 
+from gendet.data.augment import make_augment, merge_augment
 from gendet.data.preprocess import ImageOp
 from gendet.models.backbones import LiteTrunk
 from gendet.models.base import Detector
 from gendet.models.import_weights import load_strict, read_state_file, weights_record
-from gendet.training.augmentations import make_augment, merge_augment
 
 RESNET_ARCHS = ("resnet18", "resnet34", "resnet50")
 

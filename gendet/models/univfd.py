@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from open_clip.model import _build_vision_tower
 from torch import nn
 
+from gendet.data.augment import make_augment, merge_augment
 from gendet.data.preprocess import ImageOp
 from gendet.models.base import Detector
 from gendet.models.import_weights import load_strict, read_state_file, weights_record
-from gendet.training.augmentations import make_augment, merge_augment
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

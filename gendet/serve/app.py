@@ -30,7 +30,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-import gendet
 from gendet.detect.model import NON_FINITE_SCORE, ScanModel, load_scan_model, resolve_device
 from gendet.io import trim_heap
 from gendet.provenance import ProvenanceOptions
@@ -41,6 +40,7 @@ from gendet.serve.inference import ServedModel, Upload
 from gendet.serve.limits import ClientError, Limits
 from gendet.serve.schemas import DETECT_REQUEST_BODY, ERROR_RESPONSES, DetectResponse, Health
 from gendet.serve.uploads import read_uploads
+from gendet.version import VERSION
 
 log = logging.getLogger("gendet.serve")
 API_KEY_ENV = "GENDET_API_KEY"
@@ -245,7 +245,7 @@ def create_app(
 
     # docs_url=None: FastAPI's default /docs page pulls Swagger UI from a CDN; ours serves the
     # swagger-ui-bundle package's copy, so the docs work offline too.
-    app = FastAPI(title="gendet", version=gendet.__version__, lifespan=lifespan, docs_url=None,
+    app = FastAPI(title="gendet", version=VERSION, lifespan=lifespan, docs_url=None,
                   description="Is this image generated? Scores are P(generated); label 'fake' iff score >= threshold.")
     add_handlers(app)
     auth = [Depends(_require_key)]

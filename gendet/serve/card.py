@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import gendet
+from gendet.bench.model_card import CARD_JSON
 from gendet.detect.model import ScanModel
-from gendet.report.model_card import CARD_JSON
+from gendet.version import VERSION
 
 
 def read_card(model: ScanModel) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def model_card(model: ScanModel) -> dict[str, Any]:
         "name": card.get("name") or cfg.get("name") or model.name,
         "model": model.name,
         "version": model.version,
-        "gendet_version": card.get("gendet_version") or cfg.get("gendet_version") or gendet.__version__,
+        "gendet_version": card.get("gendet_version") or cfg.get("gendet_version") or VERSION,
         "checkpoint": model.checkpoint.name,
         "parameters": card.get("parameters", model.detector.num_parameters),
         "threshold": model.threshold,

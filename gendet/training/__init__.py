@@ -1,6 +1,6 @@
 """Training: `train(detector, train_samples, val_samples, pp, TrainConfig, out_dir)`.
 
-Names are imported lazily: detector modules import gendet.training.augmentations,
+Names are imported lazily: detector modules import gendet.data.augment,
 and must not pull in the trainer (and with it the evaluation stack) by doing so.
 """
 

@@ -148,7 +148,7 @@ def test_missing_data_root(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
 
 def test_cli_constants_match_the_library() -> None:
     # the CLI spells these out to keep `gendet --help` free of heavy imports
-    from gendet.cli import train_cmd
+    from gendet.cli import train_common as train_cmd
     from gendet.data.layouts import LAYOUTS
     from gendet.training.logs import CSV_FILE, JSONL_FILE
     from gendet.training.trainer import AMP_MODES, STATE_DIR, STATE_FILE

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from gendet.bench.ablation import VARIANTS, run_ablation
+from gendet.bench.ablations import interval
 from gendet.cli.main import main
 from gendet.detect.model import default_checkpoint_dir
-from gendet.evaluation.ablation import VARIANTS, run_ablation
-from gendet.evaluation.ablations import interval
 from gendet.evaluation.fidelity import TinyCNNExtractor
 from gendet.report.ablation_report import build_ablation_report
 

@@ -43,7 +43,15 @@ def small_checkpoint(name: str, tmp_path):
 
 
 def test_the_exportable_set_is_what_the_readme_says() -> None:
-    assert EXPORTABLE == ["tiny_cnn", "resnet50", "cnnspot", "npr", "univfd", "dire_lite", "probe", "lite"]
+    assert EXPORTABLE == ["tiny_cnn", "resnet50", "cnnspot", "spec", "npr", "univfd", "dire_lite", "probe", "lite"]
+
+
+def test_specs_matrix_dft_is_its_fft() -> None:
+    from gendet.models.spec import dft_magnitude
+
+    x = torch.randn(2, 3, 33, 20, generator=torch.Generator().manual_seed(0))
+    ref = torch.fft.fftshift(torch.fft.fft2(x, norm="ortho"), dim=(-2, -1)).abs()
+    assert torch.allclose(dft_magnitude(x), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", EXPORTABLE)

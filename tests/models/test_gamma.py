@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from gendet.bench.presets import TINY
 from gendet.data.manipulations.codes import SOURCE_COPIED, SOURCE_GENERATED
-from gendet.evaluation.presets import TINY
 from gendet.models.checkpoint import save_checkpoint
 from gendet.models.gamma import CPU_CONFIG, GammaDetector
 

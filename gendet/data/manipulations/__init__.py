@@ -2,11 +2,11 @@
 
 - `codes`: how a pixel's source is stored (PNG values) and read back;
 - `shapes`: mask shapes (random boxes, free-form strokes, object-like blobs);
-- `edits`: copy-move, splicing and the label-neutral whole-image perturbations;
-- `inpaint`: regeneration of a masked region by one of gendet's flow generators;
-- `build`: the cached, seeded `manipulated` subset in the GenImage layout plus `masks/`.
+- `edits`: copy-move, splicing and the label-neutral whole-image perturbations.
 
-Only `codes` is imported here: the dataset needs it, the rest pulls in the generators.
+Regenerating a masked region with a flow generator is `gendet.generation.inpaint`; the cached, seeded
+`manipulated` subset built from all of these is `gendet.bench.manipulated`.
+Only `codes` is imported here: the dataset needs it.
 """
 
 from gendet.data.manipulations.codes import (

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gendet.data.augment import make_augment, merge_augment
 from gendet.data.manipulations.codes import SOURCE_GENERATED, SOURCE_NAMES, SOURCE_REAL
 from gendet.models.backbones import attach_backbone, get_spec
 from gendet.models.cached_head import CachedHeadDetector, adamw_loop, balanced_batches
 from gendet.models.gamma.heads import ReverseCrossAttention
 from gendet.models.probe import TRANSFER_AUGMENT, TRANSFER_INPUT
-from gendet.training.augmentations import make_augment, merge_augment
 
 
 def label_targets(labels: np.ndarray, n_tokens: int) -> np.ndarray:

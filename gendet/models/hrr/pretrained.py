@@ -2,7 +2,7 @@
 
 HRR's detector regenerates the image with a pretrained diffusion model at several scales. No such model
 installs offline, so the reconstructor is the best one gendet trains here: the KL autoencoder of
-gendet.evaluation.genuine_autoencoder, trained on native-resolution crops of the genuine set's real
+gendet.bench.genuine_autoencoder, trained on native-resolution crops of the genuine set's real
 *training* photos (a reconstructor that has only seen photos reconstructs photos better; DIRE's premise).
 - multi-scale style retrospection: at each scale s in `scales` the crop is down-sampled by s
   (antialiased), reconstructed, and the absolute residual |x_s - AE(x_s)| (times `residual_gain`,
@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gendet.data.augment import make_augment, merge_augment
 from gendet.generation.autoencoder import Autoencoder
 from gendet.models.backbones import attach_backbone
 from gendet.models.cached_head import CachedHeadDetector, adamw_loop, balanced_batches, state_digest
 from gendet.models.hrr.refinement import AdditiveRefiner, linear_head_loss, margin_residual, robust_loss
 from gendet.models.probe import TRANSFER_AUGMENT, TRANSFER_INPUT
-from gendet.training.augmentations import make_augment, merge_augment
 
 HEADS = ("afr", "none")
 
@@ -44,7 +44,7 @@ class HRRLite(CachedHeadDetector):
         "image_size": 128, **TRANSFER_INPUT, "backbone": "lite2", "taps": [1, 2, 3, 4, 5], "pretrained": True,
         "backbone_sha256": None, "augment": TRANSFER_AUGMENT,
         "ae_channels": [24, 48, 96], "z_ch": 4, "ae_blocks": 1, "autoencoder_sha256": None,
-        "ae_steps": 800,  # training steps of the frozen autoencoder (gendet.evaluation.genuine_autoencoder)
+        "ae_steps": 800,  # training steps of the frozen autoencoder (gendet.bench.genuine_autoencoder)
         "scales": [1.0, 0.5, 0.25], "residual_gain": 4.0,
         "refine": "afr", "refine_loss": "welsch", "welsch_sigma": 1.0, "n_basis": 6, "keep_tol": 0.05,
         # the toy HRR's 5e-2 was for ~100 components; the penalty sums over components, so it is scaled down

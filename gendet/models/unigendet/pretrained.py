@@ -5,7 +5,7 @@ its generator's autoencoder. Here:
 - understanding path: frozen ImageNet EfficientNet-Lite2 (the probe's backbone and taps) at native
   resolution; its features pooled over a `grid` x `grid` partition of the crop -> vision tokens;
 - generation path: the crop resized to 64 px, encoded by a frozen KL autoencoder trained on the
-  genuine set's real *training* photos (gendet.evaluation.genuine_autoencoder) -> clean latent
+  genuine set's real *training* photos (gendet.bench.genuine_autoencoder) -> clean latent
   tokens at t = 0;
 - one mixture-of-transformers (understanding / generation experts, gendet.models.unigendet.mot).
 Both frozen outputs are what `backbone_features` returns, so the benchmark caches them and every
@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gendet.data.augment import make_augment, merge_augment
 from gendet.generation.autoencoder import Autoencoder
 from gendet.generation.blocks import timestep_embedding
 from gendet.generation.flow import interpolate, sample_ode, sample_t, velocity_target
@@ -43,7 +44,6 @@ from gendet.models.probe import TRANSFER_AUGMENT, TRANSFER_INPUT
 from gendet.models.unigendet.config import COND_DROPOUT, diga_layer
 from gendet.models.unigendet.model import alignment_mlp, detection_head, patchify, unpatchify
 from gendet.models.unigendet.mot import GEN, UND, MoTTransformer
-from gendet.training.augmentations import make_augment, merge_augment
 
 LATENT_SIZE = 64  # the generation resolution (the autoencoder's training size)
 
@@ -61,7 +61,7 @@ class UniGenDetLite(CachedHeadDetector):
         # patches (64 tokens) cost 2.4x that
         "grid": 3, "hidden": 128, "depth": 2, "heads": 4, "mlp_ratio": 2.0, "latent_patch": 4,
         "ae_channels": [24, 48, 96], "z_ch": 4, "ae_blocks": 1, "autoencoder_sha256": None,
-        "ae_steps": 800,  # training steps of the frozen autoencoder (gendet.evaluation.genuine_autoencoder)
+        "ae_steps": 800,  # training steps of the frozen autoencoder (gendet.bench.genuine_autoencoder)
         "smsa": True, "gduf": True, "steps": 300, "det_batch": 32, "det_gen_ratio": 5.0, "lr": 1e-3,
         "weight_decay": 0.05, "w_cls": 0.2, "w_flow": 1.0, "w_align": 0.5, "diga_layer": 0,
         "diga_steps": 300, "cond_dropout": dict(COND_DROPOUT), "cfg_scale": 1.5, "sample_steps": 12,

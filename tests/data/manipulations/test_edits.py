@@ -115,8 +115,8 @@ def test_perturbations_change_pixels_not_geometry(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["pixel_flow", "latent_flow"])
 def test_inpaint_regenerates_only_the_masked_region(name: str) -> None:
-    from gendet.data.manipulations.inpaint import inpaint
-    from gendet.generation.tiny_genimage import resolve_generator
+    from gendet.bench.tiny_genimage import resolve_generator
+    from gendet.generation.inpaint import inpaint
 
     gen, _, _ = resolve_generator(name, None)
     imgs = torch.from_numpy(np.stack([_photo(s) for s in range(3)])).permute(0, 3, 1, 2).contiguous()
