@@ -31,6 +31,7 @@ a Lite0-based detector).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import subprocess
@@ -116,8 +117,10 @@ def lite0_checkpoint(out: Path) -> Path:
 
 
 def hog(n: int) -> list[subprocess.Popen]:
-    """n processes that keep one core busy each until killed."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    """n processes that keep one core busy each until killed (also if this benchmark dies)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    atexit.register(lambda: [p.kill() for p in procs])
+    return procs
 
 
 def pick_checkpoint(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:

@@ -231,10 +231,12 @@ def score_batch(model: ScanModel, image: torch.Tensor, device: torch.device) -> 
 class ThreadPolicy:
     """Chooses the model's CPU threads: a fixed number, or "auto" (see the module docstring).
 
-    auto (CPU with decoder workers): all cores when the model costs at least LIGHT_FLOPS per image (it is
-    the bottleneck), else cores - workers (decoding is; the decoders keep their cores). LIGHT_FLOPS sits
-    between the measured cases, two orders of magnitude from each: decoding and preprocessing a 341 x 256
-    JPEG took ~10 core-ms here, about what 0.5 GFLOP of convolution costs on one core.
+    auto (CPU with decoder workers), from the machine as the scan starts: `free` = cores minus those other
+    processes keep busy (busy_cores: /proc/stat over 0.2 s, so a neighbour's load counts; OpenMP threads
+    that share a core with a busy process wait at every barrier); then all free cores when the model costs
+    at least LIGHT_FLOPS per image (it is the bottleneck), else free - workers (decoding is; the decoders keep
+    their cores). LIGHT_FLOPS sits between the measured cases, two orders of magnitude from each: decoding and
+    preprocessing a 341 x 256 JPEG took ~10 core-ms here, about what 0.5 GFLOP of convolution costs on one core.
     """
 
     LIGHT_FLOPS = 0.5e9
@@ -251,7 +253,8 @@ class ThreadPolicy:
             self.choice = threads
         elif threads == "auto" and device.type == "cpu" and workers > 0:
             light = flops_per_image is not None and flops_per_image < self.LIGHT_FLOPS
-            self.choice = max(1, cores - workers) if light else cores
+            free = max(1, cores - busy_cores())
+            self.choice = max(1, free - workers) if light else free
         if self.choice is not None:
             self.runtime.set_num_threads(self.choice)
 
@@ -260,6 +263,30 @@ class ThreadPolicy:
 
     def restore(self) -> None:
         self.runtime.set_num_threads(self.before)
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all CPUs from /proc/stat; None off Linux."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
+
+
+def busy_cores(window_s: float = 0.2) -> int:
+    """Cores other processes keep busy right now (this process is idle while it measures): whole cores at
+    least 70 % used, from /proc/stat over `window_s`; 0 where that cannot be read."""
+    first = _cpu_times()
+    if first is None:
+        return 0
+    time.sleep(window_s)
+    second = _cpu_times()
+    if second is None or second[1] <= first[1]:
+        return 0
+    busy_fraction = 1 - (second[0] - first[0]) / (second[1] - first[1])
+    return int(busy_fraction * (os.cpu_count() or 1) + 0.3)
 
 
 def count_flops(model: ScanModel, device: torch.device | str = "cpu") -> float:

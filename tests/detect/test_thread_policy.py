@@ -13,6 +13,7 @@ from gendet.detect.pipeline import ThreadPolicy, count_flops
 @pytest.fixture
 def four_cores(monkeypatch):
     monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(pipeline, "busy_cores", lambda: 0)
     before = torch.get_num_threads()
     torch.set_num_threads(4)
     yield
@@ -44,3 +45,26 @@ def test_flops_are_counted_once_per_model(tmp_path) -> None:
     model = load_scan_model(make_checkpoint(tmp_path / "tiny"), "cpu")
     flops = count_flops(model)
     assert 0 < flops < ThreadPolicy.LIGHT_FLOPS and count_flops(model) == flops
+
+
+def test_auto_leaves_cores_that_others_keep_busy(four_cores, monkeypatch) -> None:
+    monkeypatch.setattr(pipeline, "busy_cores", lambda: 2)
+    heavy = ThreadPolicy("auto", workers=1, device=CPU, flops_per_image=6.9e9)
+    assert heavy.threads() == 2
+    heavy.restore()
+    assert ThreadPolicy("auto", workers=1, device=CPU, flops_per_image=0.03e9).threads() == 1
+
+
+def test_busy_cores_sees_a_busy_loop() -> None:
+    import subprocess
+    import sys
+
+    idle = pipeline.busy_cores()
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)
+        assert pipeline.busy_cores(0.5) >= min(1, (pipeline.os.cpu_count() or 1) - idle)
+    finally:
+        hog.kill()
