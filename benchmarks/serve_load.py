@@ -71,10 +71,11 @@ def free_port() -> int:
 
 
 def start_server(ckpt: Path, port: int, max_batch: int, wait_ms: float, device: str, log: Path,
-                 threads: int | None = None, engine: str = "torch") -> subprocess.Popen:
+                 threads: int | None = None, engine: str = "torch", max_requests: int = 256) -> subprocess.Popen:
+    # admission control answers 503 past --max-requests in the pipeline: allow every client one request
     cmd = [sys.executable, "-m", "gendet", "serve", "--checkpoint", str(ckpt), "--port", str(port), "--device",
            device, "--max-batch", str(max_batch), "--batch-wait-ms", str(wait_ms), "--log-level", "warning",
-           "--engine", engine]
+           "--engine", engine, "--max-requests", str(max_requests), "--max-queue", str(2 * max_requests)]
     if threads:
         cmd += ["--threads", str(threads)]
     env = {k: v for k, v in os.environ.items() if k != "GENDET_API_KEY"}
@@ -244,7 +245,7 @@ def main() -> None:
         for name, max_batch, wait in settings:
             port = free_port()
             proc = start_server(ckpt, port, max_batch, wait, args.device, tmp / f"server_{max_batch}.log",
-                                args.server_threads, args.engine)
+                                args.server_threads, args.engine, max(256, args.clients + 8))
             try:
                 url = f"http://127.0.0.1:{port}"
                 results[name] = asyncio.run(load(url, images, args.clients, args.warmup, args.duration, args.seed,
