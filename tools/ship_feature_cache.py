@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gendet.bench.bench import build_bench_data
+from gendet.bench.presets import get_preset
 from gendet.evaluation import fidelity
-from gendet.evaluation.bench import build_bench_data
-from gendet.evaluation.presets import get_preset
 
 
 def main() -> None:
