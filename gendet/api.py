@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gendet.data.decode import DecodeError, DecodeLimits
+from gendet.data.decode import DecodeLimits
 from gendet.data.preprocess import ImageTransform
 from gendet.detect.inputs import iter_inputs
 from gendet.detect.model import ScanModel, load_scan_model, resolve_device
-from gendet.detect.pipeline import iter_record_batches, score_batch
+from gendet.detect.pipeline import Decoded, iter_record_batches, run_task, score_entries
 from gendet.detect.prepare import ScanTask
 from gendet.detect.writers import Record
 from gendet.provenance import Finding
@@ -110,35 +110,25 @@ class Model:
         return self._predict([images])[0]
 
     def _predict(self, items: Sequence[ImageLike]) -> list[Verdict]:
-        prepared: list[tuple[str, torch.Tensor | None, str | None, list | None]] = []
-        transform = ImageTransform(self.scan_model.preprocess, train=False)
+        entries: list[Decoded] = []
+        pp = self.scan_model.preprocess
+        transform = ImageTransform(pp, train=False)
         for k, item in enumerate(items):
             if isinstance(item, str | os.PathLike | bytes):
-                name = f"bytes-{k}" if isinstance(item, bytes) else str(item)
-                try:
-                    array, error, provenance = self.task(item if isinstance(item, bytes) else str(item),
-                                                         self.scan_model.preprocess, self.limits)
-                except DecodeError as e:
-                    array, error, provenance = None, e.reason, None
-                tensor = None if array is None else torch.from_numpy(array)
-                prepared.append((name, tensor, error, provenance))
+                source = item if isinstance(item, bytes) else str(item)
+                array, error, provenance = run_task(self.task, source, pp, self.limits)
+                entries.append((f"bytes-{k}" if isinstance(item, bytes) else source,
+                                None if array is None else torch.from_numpy(array), error, provenance))
             elif isinstance(item, Image.Image | np.ndarray | torch.Tensor):
                 try:
-                    tensor = transform(_to_pil(item), np.random.default_rng(0))
-                    prepared.append((f"image-{k}", tensor, None, None))
+                    entries.append((f"image-{k}", transform(_to_pil(item), np.random.default_rng(0)), None, None))
                 except (ValueError, TypeError) as e:
-                    prepared.append((f"image-{k}", None, str(e), None))
+                    entries.append((f"image-{k}", None, str(e), None))
             else:
                 raise TypeError(f"predict takes paths, bytes, PIL images, numpy arrays or tensors, not "
                                 f"{type(item).__name__}")
-        good = [i for i, (_, t, err, _) in enumerate(prepared) if t is not None and err is None]
-        scores: dict[int, float] = {}
-        if good:
-            self.scan_model.detector.eval()
-            probs = score_batch(self.scan_model, torch.stack([prepared[i][1] for i in good]), self.device)
-            scores = dict(zip(good, (float(p) for p in probs), strict=True))
-        return [Verdict.from_record(self.scan_model.record(name, scores.get(i), err, prov))
-                for i, (name, _, err, prov) in enumerate(prepared)]
+        self.scan_model.detector.eval()
+        return [Verdict.from_record(r) for r in score_entries(self.scan_model, entries, self.device)]
 
     def scan(self, inputs: Iterable[str | os.PathLike], workers: int = 0, batch_size: int = 32,
              recursive: bool = True, threads: int | str | None = "auto") -> Iterator[Verdict]:

@@ -7,6 +7,7 @@ pool, set from the scan's thread choice (`set_num_threads`), mirroring torch.set
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -40,7 +41,6 @@ class OnnxDetector:
         self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
         self.threads = threads
         self._session = self._open(threads)
-        self.num_parameters = _count_parameters(self.path)
 
     def _open(self, threads: int | None) -> Any:
         options = self._ort.SessionOptions()
@@ -61,6 +61,14 @@ class OnnxDetector:
             self.threads = threads
             self._session = self._open(threads)
 
+    @functools.cached_property
+    def num_parameters(self) -> int:
+        """Weights in the graph (BatchNorm folded into convolutions), counted when the model card asks."""
+        import onnx
+
+        graph = onnx.load(str(self.path), load_external_data=False).graph
+        return int(sum(int(np.prod(t.dims)) for t in graph.initializer))
+
     def eval(self) -> OnnxDetector:
         return self
 
@@ -74,13 +82,6 @@ class OnnxDetector:
         prob = np.concatenate([o[0] for o in outs]) if outs else np.zeros(0, np.float32)
         logit = np.concatenate([o[1] for o in outs]) if outs else np.zeros(0, np.float32)
         return {"prob": torch.from_numpy(prob), "logit": torch.from_numpy(logit)}
-
-
-def _count_parameters(path: Path) -> int:
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    return int(sum(int(np.prod(t.dims)) for t in graph.initializer))
 
 
 def read_contract(path: str | os.PathLike) -> dict[str, Any]:
@@ -103,11 +104,10 @@ def load_onnx_model(source: str | os.PathLike | None, device: str | torch.device
     None (the default), exported to a temporary file first (a few seconds)."""
     if source is not None and str(source).endswith(".onnx") and Path(source).is_file():
         meta = read_contract(source)
+        if threshold in ("fixed", "val"):
+            raise ModelSetupError("--threshold fixed|val needs the checkpoint; with an .onnx file give a number")
         if threshold is not None:
-            value = float(threshold) if not isinstance(threshold, str) or threshold not in ("fixed", "val") else None
-            if value is None:
-                raise ModelSetupError("--threshold fixed|val needs the checkpoint; with an .onnx file give a number")
-            meta["threshold"], meta["threshold_source"] = value, "given"
+            meta["threshold"], meta["threshold_source"] = float(threshold), "given"
         detector = OnnxDetector(source, str(device))
         detector.flops_per_image = meta.get("flops_per_image")
         return ScanModel(detector, {"onnx": str(source)}, Preprocess.from_dict(meta["preprocess"]),  # type: ignore[arg-type]

@@ -18,11 +18,10 @@ timing a few batches: a probe on a shared machine measured the neighbours' load 
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,7 @@ from gendet.data.decode import DecodeError, DecodeLimits
 from gendet.data.decode_pool import DecodePool
 from gendet.data.preprocess import Preprocess
 from gendet.detect.inputs import Input
-from gendet.detect.model import NON_FINITE_SCORE, ScanModel
+from gendet.detect.model import ScanModel
 from gendet.detect.prepare import (  # noqa: F401 - decode_and_transform, prepare_input: re-exported
     Prepared,
     ScanTask,
@@ -56,12 +55,13 @@ def try_prepare(item: Input, pp: Preprocess, limits: DecodeLimits | None = None,
     Ray engine's decode tasks)."""
     if item.error is not None:
         return item.path, None, item.error, None
-    array, reason, provenance = _run_task(task, item.path, pp, limits)
+    array, reason, provenance = run_task(task, item.path, pp, limits)
     return item.path, None if array is None else torch.from_numpy(array), reason, provenance
 
 
-def _run_task(task: Callable[..., Any], path: str, pp: Preprocess, limits: DecodeLimits | None) -> Prepared:
-    """`task` for one file as a `Prepared` triple: a plain array task (prepare_array) gives no provenance."""
+def run_task(task: Callable[..., Any], path: str | bytes, pp: Preprocess, limits: DecodeLimits | None) -> Prepared:
+    """`task` for one file as a `Prepared` triple, its DecodeError kept as the reason: a plain array task
+    (prepare_array) gives no provenance."""
     try:
         value = task(path, pp, limits)
     except DecodeError as e:
@@ -74,7 +74,7 @@ def decode_chunk(task: Callable[..., Any], paths: list[str], pp: Preprocess,
     """In a decoder process: `task` for each path, each file's DecodeError kept as its reason; and the mean
     seconds per file (the stream sizes its chunks by it)."""
     start = time.perf_counter()
-    out = [_run_task(task, path, pp, limits) for path in paths]
+    out = [run_task(task, path, pp, limits) for path in paths]
     return out, (time.perf_counter() - start) / max(1, len(paths))
 
 
@@ -241,10 +241,11 @@ class ThreadPolicy:
 
     LIGHT_FLOPS = 0.5e9
 
-    def __init__(self, threads: int | str | None, workers: int, device: torch.device, runtime: Any = None,
+    def __init__(self, threads: int | str | None, workers: int, device: torch.device, model: ScanModel | None = None,
                  flops_per_image: float | None = None) -> None:
-        """runtime: what runs the model, with get/set_num_threads (default torch; OnnxDetector for --engine onnx).
-        flops_per_image: the model's cost (count_flops), needed for "auto"."""
+        """model: what runs, with the runtime whose threads are set (torch, or OnnxDetector's for --engine onnx)
+        and the cost "auto" reads (count_flops), unless `flops_per_image` gives it."""
+        runtime = model.detector if model is not None else None
         self.runtime = runtime if hasattr(runtime, "set_num_threads") else torch
         self.before = self.runtime.get_num_threads()
         cores = os.cpu_count() or 1
@@ -252,6 +253,8 @@ class ThreadPolicy:
         if isinstance(threads, int):
             self.choice = threads
         elif threads == "auto" and device.type == "cpu" and workers > 0:
+            if flops_per_image is None and model is not None:
+                flops_per_image = count_flops(model, device)
             light = flops_per_image is not None and flops_per_image < self.LIGHT_FLOPS
             free = max(1, cores - busy_cores())
             self.choice = max(1, free - workers) if light else free
@@ -302,6 +305,18 @@ def count_flops(model: ScanModel, device: torch.device | str = "cpu") -> float:
     return float(counter.get_total_flops())
 
 
+def score_entries(model: ScanModel, entries: Sequence[Decoded], device: torch.device) -> list[Record]:
+    """One record per decoded entry, in order: the decoded ones scored in one batch, the verdict by
+    ScanModel.record (a non-finite score becomes that record's error there)."""
+    good = [i for i, (_, tensor, err, _) in enumerate(entries) if err is None and tensor is not None]
+    scores: dict[int, float] = {}
+    if good:
+        probs = score_batch(model, torch.stack([entries[i][1] for i in good]), device)
+        scores = dict(zip(good, (float(p) for p in probs), strict=True))
+    return [model.record(path, scores.get(i), err, provenance)
+            for i, (path, _, err, provenance) in enumerate(entries)]
+
+
 def iter_record_batches(
     inputs: Iterable[Input],
     model: ScanModel,
@@ -329,8 +344,7 @@ def iter_record_batches(
     stream = DecodedStream(inputs, model.preprocess, workers, batch_size + 4 * workers, limits, skip,
                            task or ScanTask())
     model.detector.eval()
-    flops = count_flops(model, device) if threads == "auto" and device.type == "cpu" and workers > 0 else None
-    policy = ThreadPolicy(threads, workers, device, model.detector, flops)
+    policy = ThreadPolicy(threads, workers, device, model)
     try:
         yield from _records(stream, batch_size, model, device, summary, policy, on_batch)
     finally:
@@ -341,24 +355,11 @@ def _records(stream: DecodedStream, batch_size: int, model: ScanModel, device: t
              policy: ThreadPolicy, on_batch: Callable[[int], None] | None) -> Iterator[list[Record]]:
     start = time.perf_counter()
     for batch in _batches(stream, batch_size):
-        scores: list[float | None] = [None] * len(batch)
-        errors: list[str | None] = [err for _, _, err, _ in batch]
-        good = [i for i, (_, tensor, err, _) in enumerate(batch) if err is None and tensor is not None]
-        if good:
-            probs = score_batch(model, torch.stack([batch[i][1] for i in good]), device)
-            if device.type == "cpu":
-                summary.model_threads = policy.threads()
-            for pos, p in zip(good, probs, strict=True):
-                if math.isfinite(p):
-                    scores[pos] = float(p)
-                else:
-                    errors[pos] = NON_FINITE_SCORE
-        records = []
-        for (path, tensor, _, provenance), score, err in zip(batch, scores, errors, strict=True):
-            if err is None and score is None and tensor is not None:
-                err = "not scored"
-            records.append(model.record(path, score, err, provenance))
-            summary.add(records[-1])
+        records = score_entries(model, batch, device)
+        if device.type == "cpu" and any(err is None and tensor is not None for _, tensor, err, _ in batch):
+            summary.model_threads = policy.threads()
+        for r in records:
+            summary.add(r)
         summary.resumed = stream.skipped
         summary.replaced_workers = stream.pool.replaced if stream.pool is not None else 0
         summary.seconds = time.perf_counter() - start

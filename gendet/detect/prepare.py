@@ -18,7 +18,7 @@ from PIL import Image
 
 from gendet.data.decode import NOT_IMAGE, DecodeError, DecodeLimits, read_file
 from gendet.data.preprocess import ImageTransform, Preprocess, decode_for_model
-from gendet.provenance import ProvenanceOptions, read_provenance, read_watermarks
+from gendet.provenance import ProvenanceOptions, read_provenance
 from gendet.provenance.container import sniff_format
 from gendet.provenance.watermark import available as watermark_available
 
@@ -86,23 +86,18 @@ class ScanTask:
     def __call__(self, path: str | bytes, pp: Preprocess, limits: DecodeLimits | None = None) -> Prepared:
         """DecodeError when the file cannot be read at all; a pixel failure is returned with the findings."""
         if self.provenance == "off":
-            if isinstance(path, bytes):
-                return decode_and_transform(path, pp, limits)[1].numpy(), None, None
-            return prepare_array(path, pp, limits), None, None
+            return decode_and_transform(path, pp, limits)[1].numpy(), None, None
         data = path if isinstance(path, bytes) else read_file(path, limits or DecodeLimits())
         if self.provenance == "only" and sniff_format(data) is None:
             raise DecodeError("not a recognised image format", kind=NOT_IMAGE)
-        findings = read_provenance(data, self.options)
-        image = tensor = None
+        image = tensor = error = None
         if self.provenance == "on" or self.options.watermark:
             try:
                 if self.provenance == "on":
                     image, tensor = decode_and_transform(data, pp, limits)
-                else:
+                else:  # pixels for the watermark check only
                     image = decode_for_model(data, pp, limits)
             except DecodeError as e:
-                return None, e.reason, [f.to_dict() for f in findings]
-        if self.options.watermark and image is not None:
-            findings += read_watermarks(image)
-        return None if tensor is None else tensor.numpy(), None, [f.to_dict() for f in findings]
-
+                error = e.reason
+        findings = read_provenance(data, self.options, image)  # watermarks too when `image` was decoded
+        return None if tensor is None else tensor.numpy(), error, [f.to_dict() for f in findings]

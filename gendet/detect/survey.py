@@ -63,15 +63,6 @@ class ProvenanceSurvey:
             "watermark": self.watermark,
         }
 
-    def table(self) -> list[dict[str, Any]]:
-        """One row per signal: files of each class carrying it."""
-        rows = [{"signal": k, "generated": v.get("generated", 0), "real": v.get("real", 0)}
-                for k, v in sorted(self.signals.items())]
-        rows.append({"signal": "any decisive 'generated' finding", "generated": self.decisive_generated["generated"],
-                     "real": self.decisive_generated["real"]})
-        rows.append({"signal": "files", "generated": self.files["generated"], "real": self.files["real"]})
-        return rows
-
 
 def survey(samples: Sequence[Sample], watermark: bool = False, workers: int = 1,
            on_file: Callable[[int], None] | None = None) -> ProvenanceSurvey:

@@ -5,7 +5,7 @@ The pixel detector never sees any of this: decoding (`gendet.data.decode`) retur
 """
 
 from gendet.provenance.findings import Finding
-from gendet.provenance.reader import ProvenanceOptions, read_provenance, read_watermarks
+from gendet.provenance.reader import ProvenanceOptions, read_provenance
 from gendet.provenance.verdict import Decision, decide
 
-__all__ = ["Decision", "Finding", "ProvenanceOptions", "decide", "read_provenance", "read_watermarks"]
+__all__ = ["Decision", "Finding", "ProvenanceOptions", "decide", "read_provenance"]

@@ -62,16 +62,11 @@ def _unique(findings: list[Finding]) -> list[Finding]:
     return out
 
 
-def read_watermarks(image: Image.Image) -> list[Finding]:
-    """Invisible-watermark findings for decoded pixels (gendet.provenance.watermark); never raises."""
-    return _guarded("invisible-watermark", lambda: watermark_findings(image))
-
-
 def read_provenance(data: bytes, options: ProvenanceOptions | None = None,
                     image: Image.Image | None = None) -> list[Finding]:
     """Findings for one file's bytes; with `options.watermark`, `image` (its decoded pixels) is checked too."""
     options = options or ProvenanceOptions()
     out = metadata_findings(read_metadata(data), data, options)
     if options.watermark and image is not None:
-        out += read_watermarks(image)
+        out += _guarded("invisible-watermark", lambda: watermark_findings(image))
     return out

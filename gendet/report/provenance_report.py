@@ -10,6 +10,16 @@ from gendet.report.builder import ReportBuilder
 from gendet.report.plots import grouped_bars
 
 
+def survey_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """The survey's table (ProvenanceSurvey.to_dict()): files of each class carrying each finding, those with a
+    decisive 'generated' one, and all files."""
+    def row(signal: str, counts: dict[str, int]) -> dict[str, Any]:
+        return {"signal": signal, "generated": counts.get("generated", 0), "real": counts.get("real", 0)}
+
+    return [*(row(k, v) for k, v in s["signals"].items()), row("any decisive 'generated' finding",
+                                                               s["decisive_generated"]), row("files", s["files"])]
+
+
 def write_provenance_report(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """report.html + report.md in `out_dir` from the survey's JSON (`result["survey"]`, `result["command"]`)."""
     s = result["survey"]
@@ -17,13 +27,8 @@ def write_provenance_report(result: dict[str, Any], out_dir: str | os.PathLike) 
                        f"{s['files'].get('real', 0)} real files; invisible watermarks "
                        f"{'decoded' if s['watermark'] else 'not decoded (--watermark)'}")
     rb.add_heading("What the files say about themselves")
-    rows = [{"signal": k, "generated": v.get("generated", 0), "real": v.get("real", 0)}
-            for k, v in s["signals"].items()]
-    rows += [{"signal": "any decisive 'generated' finding", "generated": s["decisive_generated"].get("generated", 0),
-              "real": s["decisive_generated"].get("real", 0)},
-             {"signal": "files", "generated": s["files"].get("generated", 0), "real": s["files"].get("real", 0)}]
-    rb.add_table(rows, caption="files carrying each finding (signal says/strength); a decisive finding is signed, "
-                 "declared or embedded, readable, and says generated or edited")
+    rb.add_table(survey_rows(s), caption="files carrying each finding (signal says/strength); a decisive finding "
+                 "is signed, declared or embedded, readable, and says generated or edited")
     if s["signals"]:
         bars = {cls: {k: v.get(cls, 0) for k, v in s["signals"].items()} for cls in ("generated", "real")}
         rb.add_figure(grouped_bars(bars, "Files carrying each provenance finding", "files", ylim=None))
