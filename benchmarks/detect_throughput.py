@@ -233,10 +233,7 @@ def measure_rss(images: list[Path], n: int, tmp: Path, ckpt: Path, args: argpars
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--_rss-child":
-        rss_child(sys.argv[2:])
-        return
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=None, help="checkpoint dir (default: shipped model, else a stand-in)")
     ap.add_argument("--stand-in", action="store_true",
@@ -258,9 +255,120 @@ def main() -> None:
     ap.add_argument("--rss-checkpoint", default=None,
                     help="checkpoint for the RSS scans (default: the same model); 'tiny' = a tiny_cnn with the same "
                     "preprocessing, so 10k inputs take seconds (the pipeline's memory, not the big model's)")
-    args = ap.parse_args()
-    device = torch.device(args.device)
+    return ap.parse_args()
 
+
+def measure(args: argparse.Namespace, model: ScanModel, onnx_model: ScanModel | None, images: list[Path], tmp: Path,
+            device: torch.device) -> tuple[dict[str, list[float]], float]:
+    """Interleaved repeats of every measurement (img/s per run), and the naive loop's decode ms/img (best).
+
+    Interleaved, best of each: on a shared machine this compares the methods under similar load instead
+    of whichever ran during a quiet moment."""
+    runs: dict[str, list[float]] = {"a": [], "a_all": [], "a_spare": [], "a_off": [], "a_wm": [], "b": [],
+                                    "c": [], "a_onnx": [], "a_onnx_all": [], "a_onnx_spare": [], "c_onnx": []}
+    cores = os.cpu_count() or 1
+    spare = max(1, cores - args.workers)  # cores the decoding workers leave free
+    folder, out = tmp / "images", tmp / "out.jsonl"
+    prep_ms = []
+    for _ in range(args.repeats):
+        runs["c"].append(bench_model_only(images, model, args.batch_size, device))
+        runs["a"].append(bench_pipeline(folder, model, args, out))
+        if device.type == "cpu" and args.workers > 0:  # the two settings --threads auto picks from
+            runs["a_all"].append(bench_pipeline(folder, model, args, out, cores))
+            runs["a_spare"].append(bench_pipeline(folder, model, args, out, spare))
+        runs["a_off"].append(bench_pipeline(folder, model, args, out, task=ScanTask("off")))
+        if args.watermark and watermark_available():
+            runs["a_wm"].append(bench_pipeline(folder, model, args, out,
+                                               task=ScanTask("on", ProvenanceOptions(watermark=True))))
+        if onnx_model is not None:
+            onnx_model.detector.set_num_threads(cores)
+            runs["c_onnx"].append(bench_model_only(images, onnx_model, args.batch_size, device))
+            runs["a_onnx"].append(bench_pipeline(folder, onnx_model, args, out))
+            if device.type == "cpu" and args.workers > 0:
+                runs["a_onnx_all"].append(bench_pipeline(folder, onnx_model, args, out, cores))
+                runs["a_onnx_spare"].append(bench_pipeline(folder, onnx_model, args, out, spare))
+        b_rate, ms = bench_naive(images, model, device)
+        runs["b"].append(b_rate)
+        prep_ms.append(ms)
+    if args.repeats > 1:
+        print("all runs (img/s): " + "; ".join(f"{k}: {', '.join(f'{v:.1f}' for v in v_)}"
+                                               for k, v_ in runs.items() if v_))
+    return runs, min(prep_ms)
+
+
+def report_pipeline(runs: dict[str, list[float]], args: argparse.Namespace, prep_ms: float) -> None:
+    """(a) with each thread setting, (a'), (c'), provenance on/off, (b), (c) and their ratios."""
+    cores = os.cpu_count() or 1
+    spare = max(1, cores - args.workers)
+    a, b, c = (max(runs[k]) for k in "abc")
+    print(f"(a) gendet detect pipeline : {a:8.1f} img/s  (--threads auto)")
+    for key, n, why in (("a_all", cores, "all cores"), ("a_spare", spare, "cores - workers")):
+        if runs[key]:
+            print(f"    same with --threads {n:<3d}: {max(runs[key]):8.1f} img/s  ({why})")
+    fixed = max(max(runs["a_all"] or [0]), max(runs["a_spare"] or [0]))
+    if fixed:
+        print(f"    --threads auto / best fixed = {a / fixed:.2f} (goal >= 0.9)")
+    if runs["a_onnx"]:
+        ao, co = max(runs["a_onnx"]), max(runs["c_onnx"])
+        print(f"(a') pipeline, --engine onnx: {ao:8.1f} img/s  (--threads auto) = {ao / a:.2f} x the torch engine")
+        for key, n in (("a_onnx_all", cores), ("a_onnx_spare", spare)):
+            if runs[key]:
+                print(f"    same with --threads {n:<3d}: {max(runs[key]):8.1f} img/s")
+        fixed_o = max(max(runs["a_onnx_all"] or [0]), max(runs["a_onnx_spare"] or [0]))
+        if fixed_o:
+            print(f"    --threads auto / best fixed = {ao / fixed_o:.2f}")
+        print(f"(c') model only, onnx       : {co:8.1f} img/s = {co / c:.2f} x torch")
+    off = max(runs["a_off"])
+    print(f"    same, provenance off   : {off:8.1f} img/s  (provenance on costs {100 * (1 - a / off):+.1f} %)")
+    if runs["a_wm"]:
+        wm = max(runs["a_wm"])
+        print(f"    same, + --watermark    : {wm:8.1f} img/s  ({100 * (1 - wm / off):+.1f} % vs off)")
+    print(f"(b) naive per-image loop   : {b:8.1f} img/s  (decode + preprocess {prep_ms:.2f} ms/img)")
+    print(f"(c) model only (batch {args.batch_size:>3}) : {c:8.1f} img/s")
+    print(f"a/b = {a / b:.2f} (goal >= 1.3 on CPU, >= 5 on GPU)   a/c = {a / c:.2f} (goal >= 0.9)")
+
+
+def report_bounds(runs: dict[str, list[float]], args: argparse.Namespace, prep_ms: float, model: ScanModel,
+                  onnx_model: ScanModel | None, images: list[Path], device: torch.device) -> None:
+    """(d), (d'): what the cores allow from single-thread costs; and the provenance checks' cost."""
+    cores = os.cpu_count() or 1
+    a = max(runs["a"])
+    m_ms = model_core_ms(images[: 4 * args.batch_size], model, args.batch_size, device)
+    d = cores * 1000.0 / (prep_ms + m_ms)
+    print(f"(d) core bound             : {d:8.1f} img/s  (decode + preprocess {prep_ms:.2f} + model "
+          f"{m_ms:.2f} core-ms/img on {cores} cores)   a/d = {a / d:.2f}")
+    if onnx_model is not None:
+        onnx_model.detector.set_num_threads(1)
+        o_ms = 1000.0 / bench_model_only(images[: 4 * args.batch_size], onnx_model, args.batch_size, device)
+        d_o = cores * 1000.0 / (prep_ms + o_ms)
+        print(f"(d') core bound, onnx       : {d_o:8.1f} img/s  (model {o_ms:.2f} core-ms/img)   "
+              f"a'/d' = {max(runs['a_onnx']) / d_o:.2f} (goal >= 0.9)")
+    p_ms = provenance_core_ms(images[:64], watermark=False)
+    print(f"provenance                 : {p_ms:.2f} core-ms/img = {100 * p_ms / (prep_ms + m_ms):.2f} % of "
+          "decode + model")
+    if args.watermark and watermark_available():
+        w_ms = provenance_core_ms(images[:16], watermark=True) - p_ms
+        print(f"  + --watermark            : {w_ms:.1f} core-ms/img = {100 * w_ms / (prep_ms + m_ms):.1f} % "
+              "of decode + model")
+
+
+def report_rss(args: argparse.Namespace, images: list[Path], tmp: Path, ckpt: Path, model: ScanModel) -> None:
+    if args.rss_checkpoint == "tiny":
+        rss_ckpt = tiny_checkpoint(tmp / "tiny", model)
+    else:
+        rss_ckpt = Path(args.rss_checkpoint) if args.rss_checkpoint else ckpt
+    for n in (max(1, args.rss_n // 10), args.rss_n):
+        r = measure_rss(images, n, tmp, rss_ckpt, args)
+        print(f"peak RSS, {r['n']:>6d} inputs ({r['seconds']:.0f} s, model {rss_ckpt.name}): "
+              f"main {r['main_mib']:.0f} MiB, largest worker {r['worker_mib']:.0f} MiB")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--_rss-child":
+        rss_child(sys.argv[2:])
+        return
+    args = parse_args()
+    device = torch.device(args.device)
     with tempfile.TemporaryDirectory(prefix="gendet_bench_") as tmp_s:
         tmp = Path(tmp_s)
         ckpt, origin = pick_checkpoint(args, tmp)
@@ -272,10 +380,6 @@ def main() -> None:
               f"batch {args.batch_size}; workers {args.workers}; device {device}; torch threads "
               f"{torch.get_num_threads()}; CPU cores {os.cpu_count()}; busy-loop hogs beside it: {args.hog}")
         bench_model_only(images[: args.batch_size], model, args.batch_size, device)  # warm-up
-        # Interleaved repeats, best of each: on a shared machine this compares the methods under
-        # similar load instead of whichever ran during a quiet moment.
-        runs: dict[str, list[float]] = {"a": [], "a_all": [], "a_spare": [], "a_off": [], "a_wm": [], "b": [],
-                                        "c": [], "a_onnx": [], "a_onnx_all": [], "a_onnx_spare": [], "c_onnx": []}
         onnx_model = None
         if args.onnx:
             from gendet.detect.onnx_export import export_onnx
@@ -284,93 +388,14 @@ def main() -> None:
             onnx_model = load_onnx_model(export_onnx(model, tmp / "model.onnx"), device)
             bench_model_only(images[: args.batch_size], onnx_model, args.batch_size, device)  # warm-up
         hogs = hog(args.hog)
-        cores = os.cpu_count() or 1
-        spare = max(1, cores - args.workers)  # cores the decoding workers leave free
-        prep_ms = []
-        for _ in range(args.repeats):
-            runs["c"].append(bench_model_only(images, model, args.batch_size, device))
-            runs["a"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl"))
-            if device.type == "cpu" and args.workers > 0:  # the two settings --threads auto picks from
-                runs["a_all"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl", cores))
-                runs["a_spare"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl", spare))
-            runs["a_off"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl",
-                                                task=ScanTask("off")))
-            if args.watermark and watermark_available():
-                runs["a_wm"].append(bench_pipeline(tmp / "images", model, args, tmp / "out.jsonl",
-                                                   task=ScanTask("on", ProvenanceOptions(watermark=True))))
-            if onnx_model is not None:
-                onnx_model.detector.set_num_threads(cores)
-                runs["c_onnx"].append(bench_model_only(images, onnx_model, args.batch_size, device))
-                runs["a_onnx"].append(bench_pipeline(tmp / "images", onnx_model, args, tmp / "out.jsonl"))
-                if device.type == "cpu" and args.workers > 0:
-                    runs["a_onnx_all"].append(bench_pipeline(tmp / "images", onnx_model, args, tmp / "out.jsonl",
-                                                             cores))
-                    runs["a_onnx_spare"].append(bench_pipeline(tmp / "images", onnx_model, args, tmp / "out.jsonl",
-                                                               spare))
-            b_rate, ms = bench_naive(images, model, device)
-            runs["b"].append(b_rate)
-            prep_ms.append(ms)
-        a, b, c = (max(runs[k]) for k in "abc")
-        prep_ms = min(prep_ms)
-        if args.repeats > 1:
-            print("all runs (img/s): " + "; ".join(f"{k}: {', '.join(f'{v:.1f}' for v in v_)}"
-                                                   for k, v_ in runs.items() if v_))
-        print(f"(a) gendet detect pipeline : {a:8.1f} img/s  (--threads auto)")
-        for key, n, why in (("a_all", cores, "all cores"), ("a_spare", spare, "cores - workers")):
-            if runs[key]:
-                print(f"    same with --threads {n:<3d}: {max(runs[key]):8.1f} img/s  ({why})")
-        fixed = max(max(runs["a_all"] or [0]), max(runs["a_spare"] or [0]))
-        if fixed:
-            print(f"    --threads auto / best fixed = {a / fixed:.2f} (goal >= 0.9)")
-        if runs["a_onnx"]:
-            ao, co = max(runs["a_onnx"]), max(runs["c_onnx"])
-            print(f"(a') pipeline, --engine onnx: {ao:8.1f} img/s  (--threads auto) = {ao / a:.2f} x the torch engine")
-            for key, n in (("a_onnx_all", cores), ("a_onnx_spare", spare)):
-                if runs[key]:
-                    print(f"    same with --threads {n:<3d}: {max(runs[key]):8.1f} img/s")
-            fixed_o = max(max(runs["a_onnx_all"] or [0]), max(runs["a_onnx_spare"] or [0]))
-            if fixed_o:
-                print(f"    --threads auto / best fixed = {ao / fixed_o:.2f}")
-            print(f"(c') model only, onnx       : {co:8.1f} img/s = {co / c:.2f} x torch")
-        off = max(runs["a_off"])
-        print(f"    same, provenance off   : {off:8.1f} img/s  (provenance on costs {100 * (1 - a / off):+.1f} %)")
-        if runs["a_wm"]:
-            wm = max(runs["a_wm"])
-            print(f"    same, + --watermark    : {wm:8.1f} img/s  ({100 * (1 - wm / off):+.1f} % vs off)")
-        print(f"(b) naive per-image loop   : {b:8.1f} img/s  (decode + preprocess {prep_ms:.2f} ms/img)")
-        print(f"(c) model only (batch {args.batch_size:>3}) : {c:8.1f} img/s")
-        print(f"a/b = {a / b:.2f} (goal >= 1.3 on CPU, >= 5 on GPU)   a/c = {a / c:.2f} (goal >= 0.9)")
+        runs, prep_ms = measure(args, model, onnx_model, images, tmp, device)
+        report_pipeline(runs, args, prep_ms)
         if device.type == "cpu":
-            m_ms = model_core_ms(images[: 4 * args.batch_size], model, args.batch_size, device)
-            d = cores * 1000.0 / (prep_ms + m_ms)
-            print(f"(d) core bound             : {d:8.1f} img/s  (decode + preprocess {prep_ms:.2f} + model "
-                  f"{m_ms:.2f} core-ms/img on {cores} cores)   a/d = {a / d:.2f}")
-            if onnx_model is not None:
-                onnx_model.detector.set_num_threads(1)
-                o_ms = 1000.0 / bench_model_only(images[: 4 * args.batch_size], onnx_model, args.batch_size, device)
-                d_o = cores * 1000.0 / (prep_ms + o_ms)
-                print(f"(d') core bound, onnx       : {d_o:8.1f} img/s  (model {o_ms:.2f} core-ms/img)   "
-                      f"a'/d' = {max(runs['a_onnx']) / d_o:.2f} (goal >= 0.9)")
-            p_ms = provenance_core_ms(images[:64], watermark=False)
-            print(f"provenance                 : {p_ms:.2f} core-ms/img = {100 * p_ms / (prep_ms + m_ms):.2f} % of "
-                  "decode + model")
-            if args.watermark and watermark_available():
-                w_ms = provenance_core_ms(images[:16], watermark=True) - p_ms
-                print(f"  + --watermark            : {w_ms:.1f} core-ms/img = {100 * w_ms / (prep_ms + m_ms):.1f} % "
-                      "of decode + model")
-
+            report_bounds(runs, args, prep_ms, model, onnx_model, images, device)
         for h in hogs:
             h.kill()
         if args.rss_n > 0:
-            if args.rss_checkpoint == "tiny":
-                rss_ckpt = tiny_checkpoint(tmp / "tiny", model)
-            else:
-                rss_ckpt = Path(args.rss_checkpoint) if args.rss_checkpoint else ckpt
-            for n in (max(1, args.rss_n // 10), args.rss_n):
-                r = measure_rss(images, n, tmp, rss_ckpt, args)
-                print(f"peak RSS, {r['n']:>6d} inputs ({r['seconds']:.0f} s, model {rss_ckpt.name}): "
-                      f"main {r['main_mib']:.0f} MiB, largest worker {r['worker_mib']:.0f} MiB")
-
+            report_rss(args, images, tmp, ckpt, model)
 
 if __name__ == "__main__":
     main()

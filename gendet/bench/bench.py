@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gendet.bench.presets import BenchPreset, DetectorSpec
-from gendet.data.layouts import list_subsets, read_samples, split_holdout
+from gendet.data.layouts import list_subsets, read_samples, split_holdout, with_photo_groups
 from gendet.data.sample import Sample
 from gendet.evaluation.protocol import cross_generator_matrix, degradation_mean, degradation_table, evaluate
 from gendet.io import atomic_write_text
@@ -36,22 +36,6 @@ def _cell_key(spec: DetectorSpec, subset: str, seed: int, data_key: str, align: 
     """What a finished cell must match to be reused on a rerun."""
     return {"detector": asdict(spec), "subset": subset, "seed": seed, "data_key": data_key, "align": align,
             "gendet_version": VERSION}
-
-
-def with_photo_groups(samples: list[Sample], data_info: dict[str, Any]) -> list[Sample]:
-    """Set Sample.group to the source photo of each real crop (and of its reconstruction), so
-    the trainer's holdout never splits one photo's crops between training and validation."""
-    sources = data_info.get("real", {}).get("crop_sources", {})
-    recon = {name for name, sub in data_info.get("subsets", {}).items()
-             if str(sub.get("ai_source", "")).startswith("reconstruction")}
-    out = []
-    for s in samples:
-        photos = sources.get(s.split, [])
-        idx = int(s.path.stem) if s.path.stem.isdigit() else -1
-        from_photo = s.label == 0 or s.generator in recon
-        group = photos[idx] if from_photo and 0 <= idx < len(photos) else ""
-        out.append(replace(s, group=group) if group else s)
-    return out
 
 
 def run_cell(

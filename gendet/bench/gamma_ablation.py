@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from gendet.bench.ablations import AblationOptions, compare, interval, pick_recipe
-from gendet.bench.bench import with_photo_groups
 from gendet.bench.manipulated import ManipulationConfig, build_manipulated_subset, manipulated_samples
-from gendet.data.layouts import list_subsets, read_samples, split_holdout
+from gendet.data.layouts import list_subsets, read_samples, split_holdout, with_photo_groups
 from gendet.data.sample import Sample
 from gendet.evaluation.pixel_metrics import pixel_report, predict_pixels, sample_kind
 from gendet.evaluation.protocol import degradation_mean, degradation_table, evaluate

@@ -49,6 +49,7 @@ from gendet.evaluation.degradations import DEGRADATIONS
 from gendet.evaluation.feature_cache import FeatureCache, model_key, sample_digests
 from gendet.evaluation.metrics import compute_metrics
 from gendet.models import create_detector
+from gendet.models.hooks import HeadFitting
 from gendet.version import VERSION
 
 EXCLUDED_GROUPS = ("edited",)  # evaluated, never trained on
@@ -107,6 +108,34 @@ def read_genuine(data: Path) -> list[Sample]:
     return samples
 
 
+def _summarise_recipe(rec: dict[str, Any], cell: Any, recipe: Recipe, samples: list[Sample], labels: np.ndarray,
+                      val_gen: list[int], edited_idx: list[int], degradations: Sequence[str]) -> np.ndarray:
+    """One recipe's leave-one-out means, and its all-groups head (`cell`): val split clean and under each
+    degradation, per real source set, per file format, the edited set. Returns the clean val scores."""
+    aucs = [m["auc"] for m in rec["logo"].values()]
+    rec["logo_mean_auc"], rec["logo_min_auc"] = _mean(aucs), min((a for a in aucs if a is not None), default=None)
+    rec["logo_mean_auc_val_only"] = _mean([m["auc_val_only"] for m in rec["logo"].values()])
+    rec["logo_mean_fpr"] = _mean([m["fpr"] for m in rec["logo"].values()])
+    rec["logo_mean_tpr"] = _mean([m["fake_acc"] for m in rec["logo"].values()])
+    sc = cell.scores(val_gen)
+    rec["all"] = {"threshold": cell.threshold, "n_train": cell.n_train,
+                  "val": _metrics(labels[val_gen], sc, cell.threshold, cell.threshold_source)}
+    task2 = {"none": rec["all"]["val"]}
+    if recipe.test_view == "grid":
+        for d in degradations:
+            task2[d] = _metrics(labels[val_gen], cell.scores(val_gen, view=f"deg:{d}"), cell.threshold,
+                                cell.threshold_source)
+    rec["task2"] = {d: {"auc": m["auc"], "acc": m["acc"], "fpr": m["fpr"], "tpr": m["fake_acc"]}
+                    for d, m in task2.items()}
+    rec["task2_mean_auc"] = _mean([m["auc"] for d, m in task2.items() if d != "none"])
+    rec["real_sets"] = {k: {**v, "goal_applies": v["n"] >= MIN_SET_FOR_GOAL}
+                        for k, v in real_set_rates([samples[i] for i in val_gen], sc, cell.threshold).items()}
+    rec["by_format"] = _format_split(samples, labels, val_gen, sc)
+    if edited_idx:
+        rec["edited"] = _metrics(labels[edited_idx], cell.scores(edited_idx), cell.threshold, cell.threshold_source)
+    return sc
+
+
 def run_genuine_bench(
     data: Path, cache_dir: Path, detector_name: str = "probe", detector_config: dict[str, Any] | None = None,
     seed: int = 0, align: str = "jpeg", n_draws: int = 2, recipe_names: Sequence[str] | None = None,
@@ -130,7 +159,7 @@ def run_genuine_bench(
     counts = {"computed": 0, "cached": 0}
     t_feat = time.monotonic()
     views: dict[str, Any] = {}
-    if hasattr(detector, "fit_head"):
+    if isinstance(detector, HeadFitting):
         all_recipes = recipes(n_draws)
         chosen = [all_recipes[r] for r in (recipe_names or list(all_recipes))]
         views = make_views(detector, align, seed, n_draws, degradations)
@@ -173,34 +202,11 @@ def run_genuine_bench(
         out_recipes.setdefault(r.name, {"description": r.description, "logo": {}})["logo"][g] = m
         if r.name == "default":
             curves[g] = {"labels": labels[test].tolist(), "scores": np.round(sc, 6).tolist()}
+    val_gen = [i for i in val_idx if samples[i].generator not in EXCLUDED_GROUPS]
+    edited_test = by_group["edited"] + real_val if by_group.get("edited") else []
     for r in chosen:
-        rec = out_recipes[r.name]
-        aucs = [m["auc"] for m in rec["logo"].values()]
-        rec["logo_mean_auc"], rec["logo_min_auc"] = _mean(aucs), min((a for a in aucs if a is not None), default=None)
-        rec["logo_mean_auc_val_only"] = _mean([m["auc_val_only"] for m in rec["logo"].values()])
-        rec["logo_mean_fpr"] = _mean([m["fpr"] for m in rec["logo"].values()])
-        rec["logo_mean_tpr"] = _mean([m["fake_acc"] for m in rec["logo"].values()])
-        # the all-groups head: val split clean, under each degradation, per real set, edited
-        cell = make_cell(r, train_idx)
-        val_gen = [i for i in val_idx if samples[i].generator not in EXCLUDED_GROUPS]
-        sc = cell.scores(val_gen)
-        rec["all"] = {"threshold": cell.threshold, "n_train": cell.n_train,
-                      "val": _metrics(labels[val_gen], sc, cell.threshold, cell.threshold_source)}
-        task2 = {"none": rec["all"]["val"]}
-        if r.test_view == "grid":
-            for d in degradations:
-                task2[d] = _metrics(labels[val_gen], cell.scores(val_gen, view=f"deg:{d}"), cell.threshold,
-                                    cell.threshold_source)
-        rec["task2"] = {d: {"auc": m["auc"], "acc": m["acc"], "fpr": m["fpr"], "tpr": m["fake_acc"]}
-                        for d, m in task2.items()}
-        rec["task2_mean_auc"] = _mean([m["auc"] for d, m in task2.items() if d != "none"])
-        rec["real_sets"] = {k: {**v, "goal_applies": v["n"] >= MIN_SET_FOR_GOAL}
-                            for k, v in real_set_rates([samples[i] for i in val_gen], sc, cell.threshold).items()}
-        rec["by_format"] = _format_split(samples, labels, val_gen, sc)
-        edited = by_group.get("edited", [])
-        if edited:
-            e_idx = edited + real_val
-            rec["edited"] = _metrics(labels[e_idx], cell.scores(e_idx), cell.threshold, cell.threshold_source)
+        sc = _summarise_recipe(out_recipes[r.name], make_cell(r, train_idx), r, samples, labels, val_gen,
+                               edited_test, degradations)
         if r.name == "default":
             curves["_calibration"] = {"labels": labels[val_gen].tolist(), "scores": np.round(sc, 6).tolist()}
     # train-on-one matrix (default recipe)

@@ -252,8 +252,35 @@ def _print_study(ablation: dict) -> None:
         print(f"  {verdict}{p}: {claim}")
 
 
+def _genuine_choices(args: argparse.Namespace) -> tuple[list[str] | None, tuple[str, ...], str]:
+    """--recipes, --degradations and --detectors of a genuine bench, checked."""
+    from gendet.bench.genuine import recipes
+    from gendet.evaluation.degradations import DEGRADATIONS
+    from gendet.models import list_detectors
+
+    names = None
+    if args.recipes:
+        names = [r.strip() for r in args.recipes.split(",") if r.strip()]
+        unknown = sorted(set(names) - set(recipes(2)))
+        if unknown:
+            raise UsageError(f"--recipes: unknown {unknown}; known: {', '.join(recipes(2))}")
+    degradations = tuple(DEGRADATIONS)
+    if args.degradations is not None:
+        degradations = () if args.degradations.strip() == "none" else tuple(
+            d.strip() for d in args.degradations.split(",") if d.strip())
+        unknown = sorted(set(degradations) - set(DEGRADATIONS))
+        if unknown:
+            raise UsageError(f"--degradations: unknown {unknown}; known: {', '.join(DEGRADATIONS)}")
+    detectors = [d.strip() for d in (args.detectors or "probe").split(",") if d.strip()]
+    if len(detectors) != 1:
+        raise UsageError("--preset genuine runs one detector per bench (--detectors NAME); default probe")
+    if detectors[0] not in list_detectors():
+        raise UsageError(f"--detectors {detectors[0]!r}: not a registered detector ({', '.join(list_detectors())})")
+    return names, degradations, detectors[0]
+
+
 def _run_genuine(args: argparse.Namespace, t0: float) -> int:
-    from gendet.bench.genuine import recipes, run_genuine_bench, score_checkpoint_on_genuine
+    from gendet.bench.genuine import run_genuine_bench, score_checkpoint_on_genuine
     from gendet.cli.train_common import parse_overrides
     from gendet.detect.shipped import resolve_model_dir
     from gendet.evaluation.fidelity import default_cache_dir
@@ -266,35 +293,14 @@ def _run_genuine(args: argparse.Namespace, t0: float) -> int:
         raise UsageError(f"--data {args.data} does not exist")
     if args.ablation:
         return _run_genuine_ablation(args, t0)
-    names = None
-    if args.recipes:
-        names = [r.strip() for r in args.recipes.split(",") if r.strip()]
-        unknown = sorted(set(names) - set(recipes(2)))
-        if unknown:
-            raise UsageError(f"--recipes: unknown {unknown}; known: {', '.join(recipes(2))}")
+    names, degradations, detector = _genuine_choices(args)
     overrides = parse_overrides(args.overrides)
     train_cfg = parse_overrides(args.train_overrides)
-    from gendet.evaluation.degradations import DEGRADATIONS
-
-    degradations = tuple(DEGRADATIONS)
-    if args.degradations is not None:
-        degradations = () if args.degradations.strip() == "none" else tuple(
-            d.strip() for d in args.degradations.split(",") if d.strip())
-        unknown = sorted(set(degradations) - set(DEGRADATIONS))
-        if unknown:
-            raise UsageError(f"--degradations: unknown {unknown}; known: {', '.join(DEGRADATIONS)}")
-    detectors = [d.strip() for d in (args.detectors or "probe").split(",") if d.strip()]
-    if len(detectors) != 1:
-        raise UsageError("--preset genuine runs one detector per bench (--detectors NAME); default probe")
-    from gendet.models import list_detectors
-
-    if detectors[0] not in list_detectors():
-        raise UsageError(f"--detectors {detectors[0]!r}: not a registered detector ({', '.join(list_detectors())})")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
     try:
-        results = run_genuine_bench(args.data, args.cache_dir or default_cache_dir(), detectors[0], overrides,
+        results = run_genuine_bench(args.data, args.cache_dir or default_cache_dir(), detector, overrides,
                                     seed=args.seed, align=args.align, recipe_names=names, device=args.device,
                                     degradations=degradations,
                                     workers=args.workers, progress=progress, command=command_line(args),

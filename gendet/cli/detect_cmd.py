@@ -21,6 +21,7 @@ from gendet.detect.pipeline import ScanSummary, iter_record_batches
 from gendet.detect.prepare import PROVENANCE_MODES, ScanTask
 from gendet.detect.scan import ScanResult, scan
 from gendet.detect.writers import FORMATS, OutputError, Record
+from gendet.extras import require
 
 EPILOG = """\
 inputs: FILE, FOLDER (walked for image files), 'GLOB' (quote it; ** recurses),
@@ -270,10 +271,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_ray(args: argparse.Namespace, specs: list[str], model: ScanModel) -> int:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise UsageError("--engine ray needs Ray: pip install 'gendet[ray]'") from None
+    require("ray", "--engine ray")
     from gendet.detect.ray_engine import RayOptions, scan_ray
 
     if args.device not in ("auto", "cpu", "cuda"):

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from gendet.cli.main import UsageError, command_line
-from gendet.data.layouts import LAYOUTS, detect_layout, read_samples, select_split
+from gendet.data.layouts import LAYOUTS
 from gendet.data.preprocess import ALIGN_MODES, Preprocess
 from gendet.data.sample import Sample
 from gendet.evaluation.degradations import DEGRADATIONS
@@ -27,13 +27,14 @@ from gendet.evaluation.protocol import (
     degradation_mean,
     degradation_table,
     evaluate,
+    read_eval_samples,
     resolve_threshold,
     write_predictions_csv,
 )
 from gendet.evaluation.text_metrics import explanation_report
 from gendet.io import atomic_write_text
 from gendet.models.base import Detector
-from gendet.models.checkpoint import CheckpointError, load_checkpoint
+from gendet.models.checkpoint import CheckpointError, checkpoint_preprocess, load_checkpoint
 from gendet.version import VERSION
 
 
@@ -104,10 +105,7 @@ def _load(args: argparse.Namespace) -> tuple[Detector, dict[str, Any], Preproces
         raise UsageError(f"--checkpoint {ckpt}: not a directory")
     try:
         detector, config = load_checkpoint(ckpt, args.device)
-        if config.get("preprocess"):
-            pp = Preprocess.from_dict(config["preprocess"])
-        else:
-            pp = detector.preprocess(config.get("align", "jpeg"))
+        pp = checkpoint_preprocess(detector, config)
     except (CheckpointError, KeyError, TypeError, ValueError) as e:  # KeyError/TypeError: unknown model/config keys
         raise UsageError(f"cannot load checkpoint {ckpt}: {e}") from None
     trained_align = pp.align
@@ -124,16 +122,9 @@ def _load(args: argparse.Namespace) -> tuple[Detector, dict[str, Any], Preproces
 def _samples(args: argparse.Namespace, config: dict[str, Any]) -> tuple[list[Sample], str]:
     """The labelled samples to evaluate and the layout they were read with."""
     try:
-        layout = detect_layout(args.data) if args.layout == "auto" else args.layout
-        split = None if args.split == "auto" else args.split
-        samples = read_samples(args.data, layout=layout, subset=args.subset, split=split)
+        samples, layout = read_eval_samples(args.data, args.layout, args.subset, args.split)
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from None
-    if args.split == "auto":
-        samples = select_split(samples, "eval")
-    unlabelled = sum(s.label is None for s in samples)
-    if unlabelled:
-        raise UsageError(f"{unlabelled} images in {args.data} have no label; evaluation needs labelled data")
     trained_on = config.get("data_root")
     if trained_on and any(s.split == "train" for s in samples):
         same = Path(str(trained_on)).resolve() == Path(args.data).resolve()

@@ -7,6 +7,7 @@ import importlib
 import shlex
 import sys
 
+from gendet.extras import missing_extra_message
 from gendet.version import VERSION
 
 # subcommand -> module under gendet.cli. Later capabilities (bench, detect,
@@ -59,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except UsageError as e:
         print(f"gendet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # an optional extra that is not installed: one line naming it, not a traceback
+        hint = missing_extra_message(e)
+        if hint is None:
+            raise
+        print(f"gendet {args.command}: error: {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from gendet.detect.shipped import shipped_models
+from gendet.extras import MissingExtra
 from gendet.models import get_detector_class, list_detectors
 from gendet.models.registry import count_parameters
 
@@ -20,8 +21,11 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in list_detectors():
         cls = get_detector_class(name)
-        n = count_parameters(name)
-        rows.append({"name": name, "parameters": n, "description": cls.description})
+        try:
+            n, needs = count_parameters(name), None
+        except MissingExtra as e:  # listed all the same, with what it needs
+            n, needs = None, str(e)
+        rows.append({"name": name, "parameters": n, "description": cls.description, "needs": needs})
     shipped = shipped_models()
     if args.json:
         print(json.dumps({"detectors": rows, "shipped": shipped}, indent=2))
@@ -29,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(r["name"]) for r in rows)
     print("detectors (gendet train --model NAME):")
     for r in rows:
-        print(f"  {r['name']:<{width}}  {r['parameters'] / 1e6:8.2f}M  {r['description']}")
+        size = "       -" if r["parameters"] is None else f"{r['parameters'] / 1e6:8.2f}M"
+        print(f"  {r['name']:<{width}}  {size}  {r['description']}" + (f" [{r['needs']}]" if r["needs"] else ""))
     print("shipped models (gendet detect/serve/explain --model NAME; 'default' is used without one):")
     for m in shipped:
         pp = m["input"] or {}

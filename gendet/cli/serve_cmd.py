@@ -18,8 +18,8 @@ from gendet.cli.main import UsageError
 from gendet.data.decode import DecodeLimits
 from gendet.detect.model import ModelSetupError, default_checkpoint_dir, load_scan_model, resolve_device
 from gendet.detect.prepare import ScanTask
-from gendet.serve.limits import DEFAULT_FORMATS, MB, Limits
-from gendet.serve.protocol import ConnectionGuards
+from gendet.extras import require
+from gendet.serve.limits import DEFAULT_FORMATS, MB, ConnectionGuards, Limits
 
 EPILOG = """\
 endpoints: POST /v1/detect (multipart files, or JSON {"images": [base64, ...]}; ?explain=true adds a heat map
@@ -172,7 +172,9 @@ def _check(args: argparse.Namespace) -> tuple[Limits, str | None]:
 def run(args: argparse.Namespace) -> int:
     limits, api_key = _check(args)
     guards = build_guards(args)
-    import uvicorn
+    uvicorn = require("uvicorn", "gendet serve")
+    for module in ("fastapi", "python_multipart", "swagger_ui_bundle"):
+        require(module, "gendet serve")
 
     from gendet.serve import protocol
     from gendet.serve.app import API_KEY_ENV, SETTINGS_ENV, create_app

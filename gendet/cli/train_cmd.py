@@ -11,9 +11,7 @@ from gendet.cli.main import UsageError
 from gendet.cli.train_common import (
     AMP_CHOICES,
     LAYOUT_CHOICES,
-    SHARDS_LAYOUT,
     check_out_dir,
-    clear_run,
     command_line,
     load_training_data,
     parse_overrides,
@@ -21,7 +19,10 @@ from gendet.cli.train_common import (
 from gendet.data.preprocess import ALIGN_MODES, DEFAULT_JPEG_QUALITY
 from gendet.models import create_detector, list_detectors
 from gendet.models.checkpoint import CheckpointError
+from gendet.models.hooks import HeadFitting
 from gendet.models.import_weights import trust_torchscript
+from gendet.training.data import SHARDS_LAYOUT
+from gendet.training.run_dir import clear_run
 
 if TYPE_CHECKING:
     from gendet.training.trainer import TrainConfig
@@ -159,8 +160,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, dist_info: Any, device: str) -> int:
     from gendet.training import distributed
-    from gendet.training.state import seed_everything
-    from gendet.training.trainer import ResumeError, train
 
     say = print if dist_info.is_main else _quiet
     with distributed.main_process_first():  # a --preset data cache is built once, by rank 0
@@ -179,6 +178,16 @@ def _run(args: argparse.Namespace, dist_info: Any, device: str) -> int:
         if dist_info.enabled:
             raise UsageError("--solver head fits in one process: run it without torchrun")
         return _run_head_fit(args, data_info)
+    return _run_epochs(args, dist_info, device, data_info, say)
+
+
+def _run_epochs(args: argparse.Namespace, dist_info: Any, device: str, data_info: dict[str, Any] | None,
+                say: Any) -> int:
+    """The epoch trainer (gendet.training.trainer), single process or one rank under torchrun."""
+    from gendet.training import distributed
+    from gendet.training.state import seed_everything
+    from gendet.training.trainer import ResumeError, train
+
     if args.threshold == "fpr":
         raise UsageError("--threshold fpr needs out-of-fold scores: use it with --solver head (a probe)")
     if args.lr is None:
@@ -192,22 +201,10 @@ def _run(args: argparse.Namespace, dist_info: Any, device: str) -> int:
 
     # Data first: a wrong --data/--subset should fail before any model is built.
     d = load_training_data(args, data_info)
-    data, layout, all_samples, train_samples, val_samples = d["root"], d["layout"], d["all"], d["train"], d["val"]
+    data, layout, all_samples, train_samples, val_samples = d.root, d.layout, d.all, d.train, d.val
 
     seed_everything(cfg.seed)  # the model's initial weights depend on the seed too
-    try:
-        detector = create_detector(args.model, **parse_overrides(args.overrides))
-    except (TypeError, ValueError) as e:
-        raise UsageError(f"cannot build {args.model!r}: {e}") from None
-    if args.weights and not args.resume:
-        try:
-            with trust_torchscript(args.trust_torchscript):
-                detector.load_backbone_weights(args.weights)
-        except (ValueError, CheckpointError, OSError, RuntimeError) as e:
-            raise UsageError(f"cannot load --weights {args.weights}: {e}") from None
-        say(f"backbone weights loaded from {args.weights}")
-    elif not args.weights:
-        say(f"no --weights given: {args.model} starts from scratch (random initialisation)")
+    detector = _build_detector(args, say)
     pp = detector.preprocess(args.align, args.jpeg_quality)
     say(f"data: {data} (layout {layout}{', subset ' + args.subset if args.subset else ''}): "
           f"{len(train_samples)} train, {len(val_samples)} held-out validation samples; align={args.align}")
@@ -236,10 +233,28 @@ def _run(args: argparse.Namespace, dist_info: Any, device: str) -> int:
     return 0
 
 
+def _build_detector(args: argparse.Namespace, say: Any) -> Any:
+    """The detector of --model/--set, with --weights loaded into its backbone (not when resuming)."""
+    try:
+        detector = create_detector(args.model, **parse_overrides(args.overrides))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"cannot build {args.model!r}: {e}") from None
+    if args.weights and not args.resume:
+        try:
+            with trust_torchscript(args.trust_torchscript):
+                detector.load_backbone_weights(args.weights)
+        except (ValueError, CheckpointError, OSError, RuntimeError) as e:
+            raise UsageError(f"cannot load --weights {args.weights}: {e}") from None
+        say(f"backbone weights loaded from {args.weights}")
+    elif not args.weights:
+        say(f"no --weights given: {args.model} starts from scratch (random initialisation)")
+    return detector
+
+
 def _uses_head_solver(args: argparse.Namespace) -> bool:
     from gendet.models import get_detector_class
 
-    has_head = hasattr(get_detector_class(args.model), "fit_head")
+    has_head = issubclass(get_detector_class(args.model), HeadFitting)
     if args.solver == "head" and not has_head:
         raise UsageError(f"--solver head needs a probe-style detector (with fit_head); {args.model!r} has none")
     return has_head and args.solver != "sgd"
@@ -248,9 +263,7 @@ def _uses_head_solver(args: argparse.Namespace) -> bool:
 def _run_head_fit(args: argparse.Namespace, data_info: dict[str, Any] | None) -> int:
     """--solver head: backbone features of the recipe's views (cached by content), a logistic-regression
     head, the threshold on the held-out part; a normal checkpoint comes out."""
-    from gendet.bench.genuine import fit_probe
-    from gendet.evaluation.fidelity import default_cache_dir
-    from gendet.models.checkpoint import save_checkpoint
+    from gendet.api.train import fit_head_run
     from gendet.training.state import seed_everything
 
     out = Path(args.out).expanduser()
@@ -263,24 +276,16 @@ def _run_head_fit(args: argparse.Namespace, data_info: dict[str, Any] | None) ->
         detector = create_detector(args.model, **parse_overrides(args.overrides))
     except (TypeError, ValueError, RuntimeError) as e:
         raise UsageError(f"cannot build {args.model!r}: {e}") from None
-    print(f"data: {d['root']} (layout {d['layout']}): {len(d['train'])} train, {len(d['val'])} held-out samples; "
+    print(f"data: {d.root} (layout {d.layout}): {len(d.train)} train, {len(d.val)} held-out samples; "
           f"align={args.align}; backbone {detector.config.get('backbone')} (packaged weights)")
-    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     if not 0.0 <= args.target_fpr < 1.0:
         raise UsageError(f"--target-fpr must be in [0, 1), got {args.target_fpr}")
-    summary = fit_probe(detector, d["train"], d["val"], cache, align=args.align, seed=args.seed,
-                        threshold_mode=args.threshold, target_fpr=args.target_fpr, device=args.device,
-                        workers=args.workers, progress=not args.no_progress)
-    if args.overwrite:
-        clear_run(out)
-    pp = detector.preprocess(args.align, args.jpeg_quality)
-    save_checkpoint(out, detector, {
-        "data_root": str(Path(d["root"]).resolve()), "subset": args.subset, "layout": d["layout"],
-        "backbone": f"packaged {detector.config.get('backbone')} (sha256 {detector.config.get('backbone_sha256')})",
-        "overrides": parse_overrides(args.overrides), "command": command_line(args), "preprocess": pp.to_dict(),
-        "align": args.align, "seed": args.seed, "holdout": args.holdout, "threshold_mode": args.threshold,
-        **summary,
-    })
+    record = {"subset": args.subset, "overrides": parse_overrides(args.overrides), "command": command_line(args),
+              "holdout": args.holdout}
+    summary = fit_head_run(detector, d, out, align=args.align, jpeg_quality=args.jpeg_quality, seed=args.seed,
+                           threshold=args.threshold, target_fpr=args.target_fpr, device=args.device,
+                           workers=args.workers, cache_dir=args.cache_dir, progress=not args.no_progress,
+                           record=record, overwrite=args.overwrite)
     m = summary["val_metrics"] or {}
     print(f"head fitted on {summary['n_train']} images ({summary['seconds']:.1f} s, features computed "
           f"{summary['features']['computed']}, cached {summary['features']['cached']}); held-out AUC "
@@ -291,10 +296,10 @@ def _run_head_fit(args: argparse.Namespace, data_info: dict[str, Any] | None) ->
         from gendet.bench.model_card import write_genuine_card
 
         print("writing the model card (scoring the manifest's val split clean and under each degradation)")
-        write_genuine_card(out, d["all"], args, device=args.device)
+        write_genuine_card(out, d.all, args, device=args.device)
         print(f"model card: {out / 'MODEL_CARD.md'}")
     elif data_info is not None:
-        _write_card(args, out, d["all"], data_info)
+        _write_card(args, out, d.all, data_info)
     print(f"checkpoint: {out}")
     return 0
 

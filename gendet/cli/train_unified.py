@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from gendet.cli.main import UsageError
-from gendet.cli.train_common import check_out_dir, clear_run, command_line, load_training_data, parse_overrides
+from gendet.cli.train_common import check_out_dir, command_line, load_training_data, parse_overrides
 from gendet.models.checkpoint import CheckpointError
+from gendet.training.run_dir import clear_run
 
 
 def unified_config(args: argparse.Namespace, recipe: dict[str, Any], stage: str):
@@ -27,9 +28,36 @@ def unified_config(args: argparse.Namespace, recipe: dict[str, Any], stage: str)
         raise UsageError(str(e)) from None
 
 
-def run_unified(args: argparse.Namespace, data_info: dict[str, Any] | None) -> int:
+def _stage_model(args: argparse.Namespace, overrides: dict[str, Any], train: list) -> tuple[Any, Any]:
+    """The model to train in --stage and, for DIGA, the frozen teacher (the --init GDUF model)."""
     from gendet.models.checkpoint import load_checkpoint
-    from gendet.models.unigendet.build import RECIPES, build_unigendet
+    from gendet.models.unigendet.build import build_unigendet
+
+    teacher = None
+    if args.stage == "diga":
+        if not args.init:
+            raise UsageError("--stage diga needs --init DIR: the GDUF checkpoint to align")
+        if overrides:
+            raise UsageError("--stage diga continues the --init model: --set is not allowed")
+        try:
+            model, _ = load_checkpoint(args.init)
+        except (CheckpointError, FileNotFoundError, ValueError) as e:
+            raise UsageError(f"cannot load --init {args.init}: {e}") from None
+        if model.name != "unigendet":
+            raise UsageError(f"--init {args.init} holds a {model.name!r} model, not unigendet")
+        teacher = model.frozen_copy()
+    else:
+        if args.init:
+            raise UsageError("--init is for --stage diga")
+        try:
+            model = build_unigendet(overrides, train, args.autoencoder)
+        except (TypeError, ValueError, FileNotFoundError, CheckpointError) as e:
+            raise UsageError(f"cannot build unigendet: {e}") from None
+    return model, teacher
+
+
+def run_unified(args: argparse.Namespace, data_info: dict[str, Any] | None) -> int:
+    from gendet.models.unigendet.build import RECIPES
     from gendet.training.state import seed_everything
     from gendet.training.trainer import ResumeError
     from gendet.training.unified import train_unified
@@ -47,37 +75,18 @@ def run_unified(args: argparse.Namespace, data_info: dict[str, Any] | None) -> i
     check_out_dir(out, args.resume, args.overwrite)
     d = load_training_data(args, data_info)
     seed_everything(cfg.seed)
-    teacher = None
-    if args.stage == "diga":
-        if not args.init:
-            raise UsageError("--stage diga needs --init DIR: the GDUF checkpoint to align")
-        if overrides:
-            raise UsageError("--stage diga continues the --init model: --set is not allowed")
-        try:
-            model, init_cfg = load_checkpoint(args.init)
-        except (CheckpointError, FileNotFoundError, ValueError) as e:
-            raise UsageError(f"cannot load --init {args.init}: {e}") from None
-        if model.name != "unigendet":
-            raise UsageError(f"--init {args.init} holds a {model.name!r} model, not unigendet")
-        teacher = model.frozen_copy()
-    else:
-        if args.init:
-            raise UsageError("--init is for --stage diga")
-        try:
-            model = build_unigendet(overrides, d["train"], args.autoencoder)
-        except (TypeError, ValueError, FileNotFoundError, CheckpointError) as e:
-            raise UsageError(f"cannot build unigendet: {e}") from None
+    model, teacher = _stage_model(args, overrides, d.train)
     pp = model.preprocess(args.align, args.jpeg_quality)
     print(f"unigendet/{args.stage}: {model.num_parameters / 1e6:.2f} M parameters, {cfg.steps} steps, "
-          f"{len(d['train'])} train / {len(d['val'])} held-out samples from {d['root']}")
-    extra = {"data_root": str(d["root"].resolve()), "subset": args.subset, "layout": d["layout"],
+          f"{len(d.train)} train / {len(d.val)} held-out samples from {d.root}")
+    extra = {"data_root": str(d.root.resolve()), "subset": args.subset, "layout": d.layout,
              "stage": args.stage, "init": str(Path(args.init).resolve()) if args.init else None,
              "recipe": recipe_name, "overrides": overrides, "command": command_line(args),
              "resumed": bool(args.resume)}
     if args.overwrite:
         clear_run(out)
     try:
-        summary = train_unified(model, d["train"], d["val"], pp, cfg, out, teacher=teacher, resume=args.resume,
+        summary = train_unified(model, d.train, d.val, pp, cfg, out, teacher=teacher, resume=args.resume,
                                 extra_config=extra, max_steps=args.max_steps)
     except ResumeError as e:
         raise UsageError(str(e)) from None

@@ -38,6 +38,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -418,3 +419,19 @@ def split_holdout(samples: Sequence[Sample], fraction: float, seed: int) -> tupl
     train = [s for i, s in enumerate(samples) if i not in held]
     holdout = [s for i, s in enumerate(samples) if i in held]
     return train, holdout
+
+
+def with_photo_groups(samples: list[Sample], data_info: dict[str, Any]) -> list[Sample]:
+    """Set Sample.group to the source photo of each real crop (and of its reconstruction), so
+    the trainer's holdout never splits one photo's crops between training and validation."""
+    sources = data_info.get("real", {}).get("crop_sources", {})
+    recon = {name for name, sub in data_info.get("subsets", {}).items()
+             if str(sub.get("ai_source", "")).startswith("reconstruction")}
+    out = []
+    for s in samples:
+        photos = sources.get(s.split, [])
+        idx = int(s.path.stem) if s.path.stem.isdigit() else -1
+        from_photo = s.label == 0 or s.generator in recon
+        group = photos[idx] if from_photo and 0 <= idx < len(photos) else ""
+        out.append(replace(s, group=group) if group else s)
+    return out

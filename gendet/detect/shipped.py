@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def shipped_dir(name: str) -> Path:
     return Path(str(resources.files("gendet"))) / "assets" / SHIPPED[name]
 
 
-def resolve_model_dir(name_or_path: str | Path) -> Path:
+def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
     """A shipped model's name, or a checkpoint directory."""
     if str(name_or_path) in SHIPPED:
         return shipped_dir(str(name_or_path))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from gendet.data.sample import Sample
 from gendet.evaluation.degradations import get_degradation
 from gendet.io import atomic_write
 from gendet.lazy_import import file_sha256
+from gendet.models.hooks import OwnFeatureKey
 
 
 def _digest(obj: Any) -> str:
@@ -101,7 +102,7 @@ class FeatureCache:
 def model_key(detector: Any) -> str:
     """What the features depend on in the model: backbone name, its weights' sha256, taps (or, for a detector
     with more frozen parts, its own `feature_key()`)."""
-    if hasattr(detector, "feature_key"):
+    if isinstance(detector, OwnFeatureKey):
         return str(detector.feature_key())
     c = detector.config
     return f"{c['backbone']}-" + _digest({"backbone": c["backbone"], "sha256": c.get("backbone_sha256"),
@@ -152,6 +153,33 @@ def sample_digests(samples: Sequence[Sample]) -> list[str]:
     return out
 
 
+def _compute(detector: Any, todo: list[tuple[str, Path]], view: View, cache: FeatureCache, batch_size: int,
+             workers: int, device: str, progress: bool) -> Iterator[tuple[str, np.ndarray | None, str | None]]:
+    """(sha, features, None) for each file of `todo` the backbone read (and cached), (sha, None, error) otherwise."""
+    loader = DataLoader(_ViewDataset(todo, view), batch_size=max(1, batch_size // max(1, view.pp.crops)),
+                        num_workers=workers, collate_fn=_collate)
+    dev = torch.device(device)
+    detector.to(dev).eval()
+    with tqdm(total=len(todo), desc=f"features {view.name}", unit="img", disable=not progress, leave=False) as bar:
+        for items in loader:
+            good = [it for it in items if it["error"] is None]
+            for it in items:
+                if it["error"] is not None:
+                    yield it["sha"], None, it["error"]
+            if good:
+                x = torch.cat([it["image"] for it in good]).to(dev)
+                with torch.inference_mode():
+                    f = detector.backbone_features(x).float().cpu().numpy()
+                start = 0
+                for it in good:
+                    n = it["image"].shape[0]
+                    arr = f[start:start + n]
+                    start += n
+                    cache.put(view, it["sha"], arr)
+                    yield it["sha"], arr, None
+            bar.update(len(items))
+
+
 def view_features(
     detector: Any, samples: Sequence[Sample], digests: Sequence[str], view: View, cache: FeatureCache,
     batch_size: int = 32, workers: int = 0, device: str = "cpu", progress: bool = True,
@@ -175,29 +203,10 @@ def view_features(
             for i in idx:
                 feats[i] = hit
     if todo:
-        loader = DataLoader(_ViewDataset(todo, view), batch_size=max(1, batch_size // max(1, view.pp.crops)),
-                            num_workers=workers, collate_fn=_collate)
-        dev = torch.device(device)
-        detector.to(dev).eval()
-        bar = tqdm(total=len(todo), desc=f"features {view.name}", unit="img", disable=not progress, leave=False)
-        for items in loader:
-            good = [it for it in items if it["error"] is None]
-            for it in items:
-                if it["error"] is not None:
-                    for i in by_sha[it["sha"]]:
-                        errors[str(samples[i].path)] = it["error"]
-            if good:
-                x = torch.cat([it["image"] for it in good]).to(dev)
-                with torch.inference_mode():
-                    f = detector.backbone_features(x).float().cpu().numpy()
-                start = 0
-                for it in good:
-                    n = it["image"].shape[0]
-                    arr = f[start:start + n]
-                    start += n
-                    cache.put(view, it["sha"], arr)
-                    for i in by_sha[it["sha"]]:
-                        feats[i] = arr
-            bar.update(len(items))
-        bar.close()
+        for sha, arr, error in _compute(detector, todo, view, cache, batch_size, workers, device, progress):
+            for i in by_sha[sha]:
+                if error is None:
+                    feats[i] = arr
+                else:
+                    errors[str(samples[i].path)] = error
     return ViewFeatures(feats, errors, computed=len(todo), cached=cached)

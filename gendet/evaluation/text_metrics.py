@@ -27,6 +27,7 @@ from gendet.data.sample import Sample
 from gendet.evaluation.degradations import get_degradation
 from gendet.io import atomic_write_text
 from gendet.models.base import Detector
+from gendet.models.hooks import Explains
 
 METRIC_NAMES = ("rouge_l", "tfidf_cosine", "exact_match")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -97,9 +98,9 @@ def generate_explanations(
     Undecodable files are skipped (evaluation reports them). Raises NoExplanationHead when the
     detector has no text head, so callers can tell "cannot explain" from "nothing decoded".
     """
-    generate = getattr(detector, "generate_explanation", None)
-    if generate is None:
+    if not isinstance(detector, Explains):
         raise NoExplanationHead(f"{type(detector).__name__} has no generate_explanation")
+    generate = detector.generate_explanation
     samples = list(samples)
     ds = ImageDataset(samples, ImageTransform(pp, train=False, degradation=degradation), seed=seed)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=collate_items)
@@ -127,7 +128,7 @@ def explanation_report(
     None (nothing written) when the model has no text head or no sample has a reference. The texts
     describe the same images as the detection metrics (`degradation` applied when given)."""
     with_ref = [s for s in samples if s.explanation]
-    if not with_ref or not hasattr(detector, "generate_explanation"):
+    if not with_ref or not isinstance(detector, Explains):
         return None
     op = get_degradation(degradation) if degradation else None
     try:

@@ -22,6 +22,7 @@ from gendet.data.preprocess import ImageTransform, Preprocess, apply_plan, plan_
 from gendet.explain.cues import CUES, Box, RealReference, cell_boxes, find_autoencoder, measure_cues, real_reference
 from gendet.explain.relevance import relevance_maps
 from gendet.models.base import Detector
+from gendet.models.hooks import Explains
 
 OCCLUSION_MODES = ("blur", "mean")
 UNUSUAL_Z = 1.5  # |z| from which a cue is called unusual for a real photo
@@ -168,11 +169,10 @@ class Evidence:
 
 
 def _model_text(detector: Detector, batch: dict[str, Any]) -> str | None:
-    method = getattr(detector, "generate_explanation", None)
-    if not callable(method):
+    if not isinstance(detector, Explains):
         return None
     with torch.no_grad():
-        texts = method(batch)
+        texts = detector.generate_explanation(batch)
     return None if not texts else str(texts[0])
 
 

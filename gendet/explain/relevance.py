@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from gendet.models.base import Detector
+from gendet.models.hooks import Relevance
 
 ATTENTION = "attention"
 GRADIENT = "gradient"
@@ -52,10 +53,9 @@ def gradient_relevance(detector: Detector, x: torch.Tensor) -> torch.Tensor:
 
 def model_relevance(detector: Detector, batch: dict[str, Any]) -> torch.Tensor | None:
     """The detector's own `relevance(batch)` maps (B, h, w), or None when it has none or declines."""
-    method = getattr(detector, "relevance", None)
-    if not callable(method):
+    if not isinstance(detector, Relevance):
         return None
-    maps = method(batch)  # no no_grad here: attention maps weighted by gradients need autograd
+    maps = detector.relevance(batch)  # no no_grad here: attention maps weighted by gradients need autograd
     if maps is None:
         return None
     maps = torch.as_tensor(maps).detach().float()
@@ -80,10 +80,10 @@ def relevance_maps(detector: Detector, x: torch.Tensor) -> tuple[np.ndarray, str
     size = (int(x.shape[-2]), int(x.shape[-1]))
     maps = model_relevance(detector, {"image": x})
     if maps is not None:
-        if getattr(detector, "relevance_is_probability", False):
+        if detector.relevance_is_probability:
             # a probability map (gamma's predicted mask) is shown as is: scaling it to its maximum
             # would paint a clean image's 0.02 as hot as a manipulated region's 0.98
             up = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
             return up.clamp(0.0, 1.0).nan_to_num(0.0).cpu().numpy().astype(np.float32), detector.relevance_source
-        return normalise_maps(maps, size), getattr(detector, "relevance_source", ATTENTION)
+        return normalise_maps(maps, size), detector.relevance_source
     return normalise_maps(gradient_relevance(detector, x), size), GRADIENT

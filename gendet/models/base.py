@@ -30,6 +30,10 @@ class Detector(nn.Module):
     # why `gendet export --format onnx` cannot export this detector (None: it can; see gendet.detect.onnx_export)
     onnx_unsupported: ClassVar[str | None] = None
     small_config: ClassVar[dict[str, Any]] = {}
+    # what `gendet explain` calls the heat map of a detector with its own `relevance` (gendet.models.hooks);
+    # a probability map (a predicted mask) is shown as is instead of scaled to its maximum
+    relevance_source: ClassVar[str] = "attention"
+    relevance_is_probability: ClassVar[bool] = False
     default_config: ClassVar[dict[str, Any]] = {
         "image_size": 224,
         "resize": True,
@@ -38,6 +42,16 @@ class Detector(nn.Module):
         "crops": 1,  # evaluation crops per image (see Preprocess.crops); scored as the mean logit
         "train_crop_scale": [1.0, 1.0],  # see Preprocess.train_crop_scale
     }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """The contract, checked when a detector class is defined: it scores images through its own
+        `forward`, or through `features` + `classifier` (the base forward); a name registers it."""
+        super().__init_subclass__(**kwargs)
+        own = {m for m in ("forward", "features", "classifier") if getattr(cls, m) is not getattr(Detector, m)}
+        if "forward" not in own and own != {"features", "classifier"}:
+            missing = sorted({"features", "classifier"} - own)
+            raise TypeError(f"detector {cls.__name__} must implement forward(batch), or features(x) and "
+                            f"classifier(features): {', '.join(missing)} missing")
 
     def __init__(self, **config: Any) -> None:
         super().__init__()

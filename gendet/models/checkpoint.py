@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from gendet.data.preprocess import Preprocess
 from gendet.io import (  # noqa: F401 - CheckpointError, read_weights_checked: part of this module's API
     CheckpointError,
     atomic_write,
@@ -102,6 +103,13 @@ def _build_from_config(cfg: Any, source: Path) -> Detector:
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{source / CONFIG_FILE}: cannot build {cfg['model']!r} from its model_config: "
                               f"{type(e).__name__}: {e}") from None
+
+
+def checkpoint_preprocess(detector: Detector, config: dict[str, Any]) -> Preprocess:
+    """The preprocessing a checkpoint was trained and thresholded with (its config), else the detector's own."""
+    if config.get("preprocess"):
+        return Preprocess.from_dict(config["preprocess"])
+    return detector.preprocess(config.get("align", "jpeg"))
 
 
 def load_checkpoint(

@@ -20,14 +20,13 @@ from __future__ import annotations
 import warnings
 from typing import Any, ClassVar
 
-import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.model import _build_vision_tower
 from torch import nn
 
 from gendet.data.augment import make_augment, merge_augment
 from gendet.data.preprocess import ImageOp
+from gendet.extras import require
 from gendet.models.base import Detector
 from gendet.models.import_weights import load_strict, read_state_file, weights_record
 
@@ -39,6 +38,7 @@ def build_clip_vision(
     clip_model: str, vision_cfg: dict[str, Any] | None = None, embed_dim: int | None = None, quick_gelu: bool = True
 ) -> nn.Module:
     """An open_clip vision tower, randomly initialised (nothing is downloaded)."""
+    open_clip = require("open_clip", "the univfd detector (CLIP)")
     if vision_cfg is None:
         cfg = open_clip.get_model_config(clip_model)
         if cfg is None:
@@ -47,7 +47,7 @@ def build_clip_vision(
         quick_gelu = quick_gelu or bool(cfg.get("quick_gelu", False))
     elif embed_dim is None:
         raise ValueError("clip_vision_cfg needs clip_embed_dim")
-    return _build_vision_tower(int(embed_dim), dict(vision_cfg), quick_gelu=quick_gelu)
+    return open_clip.model._build_vision_tower(int(embed_dim), dict(vision_cfg), quick_gelu=quick_gelu)
 
 
 class UnivFD(Detector):

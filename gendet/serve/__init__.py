@@ -6,10 +6,6 @@
   upload a 4xx with a reason (`Limits`, `ClientError`).
 - inference.py: decode + transform (as in `gendet detect`), the model thread, explanations.
 - card.py: the model card of GET /v1/model. static/: the web page (plain HTML/CSS/JS, no CDN).
+
+Needs the `gendet[serve]` extra (FastAPI, uvicorn); nothing is imported here, so the CLI loads without it.
 """
-
-from gendet.serve.app import create_app
-from gendet.serve.batching import BatchQueue
-from gendet.serve.limits import ClientError, Limits
-
-__all__ = ["BatchQueue", "ClientError", "Limits", "create_app"]

@@ -117,3 +117,19 @@ def check_upload(data: bytes, limits: Limits, name: str, content_type: str | Non
         raise ClientError(400, f"{name}: empty upload (0 bytes)")
     if len(data) > limits.max_upload_bytes:
         raise ClientError(413, f"{name}: {len(data)} bytes exceeds the upload limit of {limits.max_upload_bytes}")
+
+
+@dataclass(frozen=True)
+class ConnectionGuards:
+    """Per-connection read timeouts and the connection limit (enforced by serve.protocol under uvicorn)."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_connections: int = 512
+
+    def __post_init__(self) -> None:
+        if self.header_timeout_s <= 0 or self.body_timeout_s <= 0 or self.max_connections < 1:
+            raise ValueError(f"connection guards must be positive, got {self}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -17,25 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import asdict, dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gendet.serve.limits import ConnectionGuards
+
 log = logging.getLogger("gendet.serve")
-
-
-@dataclass(frozen=True)
-class ConnectionGuards:
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 60.0
-    max_connections: int = 512
-
-    def __post_init__(self) -> None:
-        if self.header_timeout_s <= 0 or self.body_timeout_s <= 0 or self.max_connections < 1:
-            raise ValueError(f"connection guards must be positive, got {self}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 _guards = ConnectionGuards()

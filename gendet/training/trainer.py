@@ -46,6 +46,7 @@ from gendet.models.base import Detector
 from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
 from gendet.training import distributed
 from gendet.training.logs import CSV_FILE, JSONL_FILE, TrainLog, jsonable
+from gendet.training.optim import adamw_with_schedule, warmup_steps
 from gendet.training.state import (
     atomic_torch_save,
     deterministic_mode,
@@ -150,29 +151,6 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
     return batches
 
 
-def cosine_with_warmup(total_steps: int, warmup_steps: int):
-    """LR multiplier: linear warm-up to 1, then cosine decay to 0 at `total_steps`."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and normalisation parameters (1-D tensors)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    if not decay and not no_decay:
-        raise ValueError("the detector has no trainable parameters")
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -200,16 +178,14 @@ class _Run:
         self.n_batches = len(epoch_batches(len(self.train_samples), cfg.batch_size, cfg.seed, 0))
         self.steps_per_epoch = math.ceil(self.n_batches / cfg.grad_accum)
         self.total_steps = cfg.epochs * self.steps_per_epoch
-        self.warmup_steps = int(round(cfg.warmup * self.total_steps)) if cfg.warmup < 1 else int(cfg.warmup)
+        self.warmup_steps = warmup_steps(cfg.warmup, self.total_steps)
         # BatchNorm cannot train on one sample: such batches (after decode errors) are skipped.
         self.min_items = 2 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in detector.modules()) else 1
 
         detector.to(self.device)
         self.model = distributed.wrap_ddp(detector, self.device)  # the detector itself in one process
-        self.optimizer = torch.optim.AdamW(_param_groups(detector, cfg.weight_decay), lr=cfg.lr)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, cosine_with_warmup(self.total_steps, self.warmup_steps)
-        )
+        self.optimizer, self.scheduler = adamw_with_schedule(detector.parameters(), cfg.lr, cfg.weight_decay,
+                                                             self.total_steps, cfg.warmup)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.log = TrainLog(out_dir) if self.dist.is_main else distributed.NullTrainLog()
         self.state_path = out_dir / STATE_DIR / STATE_FILE
@@ -331,24 +307,11 @@ class _Run:
         batches = epoch_batches(len(self.train_samples), cfg.batch_size, cfg.seed, self.epoch)
         if self.batch_in_epoch >= len(batches):
             return False
-        self.dataset.set_epoch(self.epoch)
-        loader = DataLoader(
-            self.dataset, num_workers=cfg.workers,
-            batch_sampler=[distributed.rank_shard(b, self.dist) for b in batches[self.batch_in_epoch :]],
-            collate_fn=collate_items,
-            # own generator: creating the loader must not draw from the global RNG,
-            # or a loader built at resume time would shift dropout randomness.
-            generator=torch.Generator().manual_seed(mix_seed(cfg.seed, self.epoch, 1)),
-        )
+        loader = self._epoch_loader(batches)
         self.detector.train()
         accumulated = synced = False
         for j, batch in enumerate(loader, start=self.batch_in_epoch):
-            # every rank's (good, bad) item counts: all ranks must take the same skip decision
-            counts = distributed.gather_ints([len(batch["path"]), len(batch["errors"])])
-            errors = batch["errors"]
-            if self.dist.enabled and any(bad for _, bad in counts):
-                errors = [e for errs in distributed.gather_objects(errors) for e in errs]
-            self._note_errors(errors, self.train_errors, "train")
+            counts = self._batch_counts(batch)
             group_start = (j // cfg.grad_accum) * cfg.grad_accum
             group_size = min(cfg.grad_accum, len(batches) - group_start)
             if self.dist.enabled and j == group_start:
@@ -374,20 +337,46 @@ class _Run:
                 distributed.average_gradients(self.detector)  # the group's last batch was skipped
             self._optimizer_step()
             accumulated = False
-            bar.update(1)
-            if self.window_loss[1]:
-                bar.set_postfix(loss=f"{self.window_loss[0] / self.window_loss[1]:.4f}", lr=f"{self._lr():.2e}")
-            if self.global_step % cfg.log_every == 0 and self.window_loss[1]:
-                self.log.write({"kind": "train", "epoch": self.epoch + 1, "step": self.global_step,
-                                "lr": self._lr(), "loss": self.window_loss[0] / self.window_loss[1],
-                                "elapsed_s": time.monotonic() - self.t0})
-                self.window_loss = [0.0, 0]
-            reached = cfg.max_steps is not None and self.global_step >= cfg.max_steps
-            if reached or (cfg.save_every_steps and self.global_step % cfg.save_every_steps == 0):
-                self._save_state()
-            if reached:
+            if self._after_step(bar):
                 return True
         return False
+
+    def _epoch_loader(self, batches: list) -> DataLoader:
+        """This rank's share of the epoch's remaining batches."""
+        self.dataset.set_epoch(self.epoch)
+        return DataLoader(
+            self.dataset, num_workers=self.cfg.workers,
+            batch_sampler=[distributed.rank_shard(b, self.dist) for b in batches[self.batch_in_epoch :]],
+            collate_fn=collate_items,
+            # own generator: creating the loader must not draw from the global RNG,
+            # or a loader built at resume time would shift dropout randomness.
+            generator=torch.Generator().manual_seed(mix_seed(self.cfg.seed, self.epoch, 1)),
+        )
+
+    def _batch_counts(self, batch: dict[str, Any]) -> list[list[int]]:
+        """Every rank's (good, bad) item counts, so all ranks take the same skip decision; errors noted."""
+        counts = distributed.gather_ints([len(batch["path"]), len(batch["errors"])])
+        errors = batch["errors"]
+        if self.dist.enabled and any(bad for _, bad in counts):
+            errors = [e for errs in distributed.gather_objects(errors) for e in errs]
+        self._note_errors(errors, self.train_errors, "train")
+        return counts
+
+    def _after_step(self, bar: tqdm) -> bool:
+        """Progress, the loss log and periodic saves after an optimizer step; True when max_steps is reached."""
+        cfg = self.cfg
+        bar.update(1)
+        if self.window_loss[1]:
+            bar.set_postfix(loss=f"{self.window_loss[0] / self.window_loss[1]:.4f}", lr=f"{self._lr():.2e}")
+        if self.global_step % cfg.log_every == 0 and self.window_loss[1]:
+            self.log.write({"kind": "train", "epoch": self.epoch + 1, "step": self.global_step,
+                            "lr": self._lr(), "loss": self.window_loss[0] / self.window_loss[1],
+                            "elapsed_s": time.monotonic() - self.t0})
+            self.window_loss = [0.0, 0]
+        reached = cfg.max_steps is not None and self.global_step >= cfg.max_steps
+        if reached or (cfg.save_every_steps and self.global_step % cfg.save_every_steps == 0):
+            self._save_state()
+        return reached
 
     def _forward_backward(self, batch: dict[str, Any], group_size: int, n_global: int, sync: bool) -> float:
         """Forward + backward of this rank's share; returns the loss over the whole (global) batch.

@@ -1,4 +1,4 @@
-"""UniGenDet's two training stages.
+"""UniGenDet's two training stages (their objectives: gendet.models.unigendet.objectives).
 
 GDUF (stage "gduf"): one loss over mixed batches of detection and generation data,
     L = w_text * CE(explanation tokens) + w_cls * CE(head, label) + w_flow * MSE_flow
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -38,8 +37,9 @@ from gendet.evaluation.thresholds import fit_threshold
 from gendet.generation.training import ema_model
 from gendet.models.checkpoint import save_checkpoint
 from gendet.models.unigendet import UniGenDet
-from gendet.models.unigendet.tokenizer import PAD
+from gendet.models.unigendet.objectives import LossWeights, diga_loss, gduf_loss
 from gendet.training.logs import TrainLog, jsonable
+from gendet.training.optim import adamw_with_schedule
 from gendet.training.state import (
     atomic_torch_save,
     deterministic_mode,
@@ -50,7 +50,7 @@ from gendet.training.state import (
     seed_everything,
     set_rng_state,
 )
-from gendet.training.trainer import ResumeError, cosine_with_warmup, resolve_device
+from gendet.training.trainer import ResumeError, resolve_device
 
 STAGES = ("gduf", "diga")
 STATE_FILE = "train_state/last.pt"
@@ -175,14 +175,10 @@ class UnifiedRun:
                 model.det_head.requires_grad_(False)
             params = [p for p in model.parameters() if p.requires_grad]
         self.params = params
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-        warm = int(round(cfg.warmup * cfg.steps)) if cfg.warmup < 1 else int(cfg.warmup)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cosine_with_warmup(cfg.steps, warm))
+        self.optimizer, self.scheduler = adamw_with_schedule(params, cfg.lr, cfg.weight_decay, cfg.steps, cfg.warmup,
+                                                             betas=(cfg.beta1, cfg.beta2))
         self.ema = ema_model(model, cfg.ema_decay)
+        self.weights = LossWeights(cfg.w_text, cfg.w_cls, cfg.w_flow, cfg.w_align)
         self.log = TrainLog(out)
         self.step = 0
         self.errors: dict[str, str] = {}
@@ -191,65 +187,6 @@ class UnifiedRun:
                             # settings that do not change the trajectory may differ on resume
                             "config": {k: v for k, v in asdict(cfg).items()
                                        if k not in ("device", "workers", "progress", "save_every_steps")}}
-
-    # ---- losses --------------------------------------------------------------------------------
-    def _gduf_loss(self, image: torch.Tensor, labels: torch.Tensor, texts: list[str | None],
-                   gen_image: torch.Tensor) -> dict[str, torch.Tensor]:
-        cfg, m = self.cfg, self.model
-        drop = m.config["cond_dropout"]
-        parts: dict[str, torch.Tensor] = {}
-        total = torch.zeros((), device=self.device)
-        if image.shape[0]:
-            b = image.shape[0]
-            text_ids, has = (m.encode_texts(texts, self.device) if self.has_text else (None, None))
-            drop_v = drop_l = None
-            if m.config["smsa"]:  # modality dropout needs the other view present
-                u = torch.rand(b, device=self.device)
-                drop_v = u < drop["vision"]
-                drop_l = (u >= drop["vision"]) & (u < drop["vision"] + drop["latent"])
-            out = m.detection_outputs(image, text_ids, drop_v, drop_l)
-            parts["ce_cls"] = F.cross_entropy(out["logits2"].float(), labels)
-            total = total + cfg.w_cls * parts["ce_cls"]
-            if text_ids is not None:
-                tgt = text_ids[:, 1:].masked_fill(~has[:, None], PAD)
-                if bool((tgt != PAD).any()):
-                    parts["ce_text"] = F.cross_entropy(out["text_logits"][:, :-1].float().transpose(1, 2), tgt,
-                                                       ignore_index=PAD)
-                    total = total + cfg.w_text * parts["ce_text"]
-        if gen_image.shape[0]:
-            classes = self._classes(gen_image.shape[0], drop["text"])
-            parts["mse_flow"], _ = m.flow_loss(gen_image, classes)
-            total = total + cfg.w_flow * parts["mse_flow"]
-        parts["loss"] = total
-        return parts
-
-    def _diga_loss(self, gen_image: torch.Tensor) -> dict[str, torch.Tensor]:
-        m, k = self.model, self.model.diga_k
-        classes = self._classes(gen_image.shape[0], m.config["cond_dropout"]["text"])
-        mse, out = m.flow_loss(gen_image, classes, keep_layers=(k,))
-        if self.cfg.w_align == 0:  # the "w/o DIGA" control: the same stage with the flow loss alone
-            return {"loss": self.cfg.w_flow * mse, "mse_flow": mse}
-        with torch.no_grad():
-            det = self.teacher.detection_outputs(gen_image, keep_layers=(k,))
-            vis = det["layers"][k][:, det["segments"]["vision"]]
-            g = self.teacher.vision_grid
-            target = vis.transpose(1, 2).reshape(vis.shape[0], -1, g, g)
-            lg = m.latent_grid
-            target = F.interpolate(target, size=(lg, lg), mode="bilinear", align_corners=False)
-            target = F.normalize(target.flatten(2).transpose(1, 2).float(), dim=-1)
-        pred = m.align_mlp(out["layers"][k])
-        if pred.shape != target.shape:
-            raise RuntimeError(f"DIGA shape mismatch: generation states {tuple(pred.shape)} vs detector "
-                               f"targets {tuple(target.shape)}")
-        cos = F.cosine_similarity(pred.float(), target, dim=-1).mean()
-        align = 1.0 - cos
-        return {"loss": self.cfg.w_flow * mse + self.cfg.w_align * align, "mse_flow": mse, "align": align,
-                "cos": cos.detach()}
-
-    def _classes(self, n: int, p_drop: float) -> torch.Tensor:
-        classes = torch.zeros(n, dtype=torch.long, device=self.device)
-        dropped = torch.rand(n, device=self.device) < p_drop
-        return classes.masked_fill(dropped, self.model.null_class())
 
     # ---- state -----------------------------------------------------------------------------------
     @property
@@ -333,11 +270,11 @@ class UnifiedRun:
         use_amp = self.device.type == "cuda" and self.cfg.amp != "off"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             if self.cfg.stage == "diga":
-                parts = self._diga_loss(gen_img)
+                parts = diga_loss(self.model, self.teacher, gen_img, self.weights)
             else:
                 labels = batch["label"][:n_det].to(self.device)
                 texts = [self.samples[i].explanation for i in index[:n_det]]
-                parts = self._gduf_loss(det_img, labels, texts, gen_img)
+                parts = gduf_loss(self.model, det_img, labels, texts, gen_img, self.weights, self.has_text)
         loss = parts["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite {self.cfg.stage} loss at step {self.step}: "

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from generation.standins import SIZE, BlurRecon, SmoothNoise
 
-from gendet.bench.bench import run_bench, with_photo_groups, write_results
+from gendet.bench.bench import run_bench, write_results
 from gendet.bench.presets import BenchPreset, DetectorSpec
 from gendet.bench.tiny_genimage import build_tiny_genimage
-from gendet.data.layouts import read_samples
+from gendet.data.layouts import read_samples, with_photo_groups
 from gendet.evaluation.fidelity import TinyCNNExtractor
 from gendet.report.bench_report import build_bench_report
 

@@ -150,13 +150,14 @@ def test_cli_constants_match_the_library() -> None:
     # the CLI spells these out to keep `gendet --help` free of heavy imports
     from gendet.cli import train_common as train_cmd
     from gendet.data.layouts import LAYOUTS
+    from gendet.training import run_dir
     from gendet.training.logs import CSV_FILE, JSONL_FILE
     from gendet.training.trainer import AMP_MODES, STATE_DIR, STATE_FILE
 
     assert train_cmd.LAYOUT_CHOICES == ("auto", *LAYOUTS)
     assert train_cmd.AMP_CHOICES == AMP_MODES
-    assert train_cmd.STATE_PATH == Path(STATE_DIR) / STATE_FILE
-    assert {JSONL_FILE, CSV_FILE, STATE_DIR} <= set(train_cmd.RUN_FILES)
+    assert run_dir.STATE_PATH == Path(STATE_DIR) / STATE_FILE
+    assert {JSONL_FILE, CSV_FILE, STATE_DIR} <= set(run_dir.RUN_FILES)
 
 
 def test_preset_and_required_arguments(tmp_path):

@@ -7,7 +7,7 @@ from detect.helpers import make_checkpoint
 from fastapi.testclient import TestClient
 
 from gendet.detect import ScanModel, load_scan_model
-from gendet.serve import create_app
+from gendet.serve.app import create_app
 
 
 @pytest.fixture(scope="session")

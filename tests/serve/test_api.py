@@ -14,7 +14,7 @@ from PIL import Image
 
 from gendet.detect import Input, iter_record_batches, load_scan_model
 from gendet.detect.model import weights_digest
-from gendet.serve import create_app
+from gendet.serve.app import create_app
 from serve.helpers import image_bytes
 
 FIELDS = {"name", "score", "label", "threshold", "model", "error", "status"}

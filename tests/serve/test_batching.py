@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from gendet.serve import BatchQueue, create_app
-from gendet.serve.batching import QueueFull
+from gendet.serve.app import create_app
+from gendet.serve.batching import BatchQueue, QueueFull
 from serve.helpers import image_bytes, running_server
 
 

@@ -20,9 +20,10 @@ from data.hostile_corpus import (
 from fastapi.testclient import TestClient
 
 from gendet.data.decode import DecodeLimits
-from gendet.serve import Limits, create_app
 from gendet.serve import protocol as guards_mod
+from gendet.serve.app import create_app
 from gendet.serve.inference import ServedModel
+from gendet.serve.limits import Limits
 from serve.helpers import image_bytes, running_server
 
 

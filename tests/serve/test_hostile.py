@@ -13,7 +13,8 @@ from data.hostile_corpus import INVALID, VALID, build_hostile_corpus
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from gendet.serve import Limits, create_app
+from gendet.serve.app import create_app
+from gendet.serve.limits import Limits
 from serve.helpers import encode, image_bytes
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

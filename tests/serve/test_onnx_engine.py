@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from gendet.serve import create_app
+from gendet.serve.app import create_app
 from serve.helpers import image_bytes
 
 pytest.importorskip("onnxruntime")

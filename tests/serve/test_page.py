@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gendet.serve import create_app
+from gendet.serve.app import create_app
 from serve.helpers import image_bytes, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from provenance.helpers import comfy_prompt, png_bytes, signed_jpeg, text, with_chunks
 
 from gendet.detect import Input, ScanTask, iter_record_batches
-from gendet.serve import create_app
+from gendet.serve.app import create_app
 
 
 def test_results_carry_findings_and_the_detect_verdict(client, serve_model, tmp_path) -> None:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gendet.serve import create_app
+from gendet.serve.app import create_app
 from serve.helpers import image_bytes
 
 FUZZ = settings(max_examples=500, deadline=None, derandomize=True, database=None,

@@ -16,8 +16,9 @@ from gendet.evaluation.metrics import compute_metrics
 from gendet.models import create_detector
 from gendet.models.checkpoint import load_checkpoint, read_config
 from gendet.training import TrainConfig, train
+from gendet.training.optim import cosine_with_warmup
 from gendet.training.state import seed_everything
-from gendet.training.trainer import _better, cosine_with_warmup, epoch_batches
+from gendet.training.trainer import _better, epoch_batches
 
 
 def _log_rows(out: Path, kind: str | None = None) -> list[dict]:
@@ -61,7 +62,7 @@ def test_epoch_batches_are_seeded_permutations() -> None:
 
 
 def test_warmup_then_cosine() -> None:
-    f = cosine_with_warmup(total_steps=100, warmup_steps=10)
+    f = cosine_with_warmup(total_steps=100, warmup=10)
     warm = [f(s) for s in range(10)]
     assert warm == sorted(warm) and warm[0] < 0.2 and f(10) == pytest.approx(1.0)
     assert f(55) == pytest.approx(0.5, abs=1e-9)

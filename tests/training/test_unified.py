@@ -16,6 +16,7 @@ from gendet.models import create_detector
 from gendet.models.checkpoint import WEIGHTS_FILE, load_checkpoint
 from gendet.models.unigendet import UniGenDet
 from gendet.models.unigendet.mot import GEN, UND
+from gendet.models.unigendet.objectives import condition_classes, diga_loss, gduf_loss
 from gendet.models.unigendet.tokenizer import build_vocab
 from gendet.training.unified import UnifiedConfig, UnifiedRun, train_unified
 
@@ -48,7 +49,8 @@ def test_gduf_loss_is_the_weighted_sum(data, tmp_path) -> None:
     run = UnifiedRun(m, train, val, m.preprocess("png"), cfg(), tmp_path)
     img = torch.rand(4, 3, 32, 32) * 2 - 1
     torch.manual_seed(1)
-    parts = run._gduf_loss(img, torch.tensor([0, 1, 0, 1]), [texts[0], texts[1], None, texts[1]], img[:1])
+    parts = gduf_loss(run.model, img, torch.tensor([0, 1, 0, 1]), [texts[0], texts[1], None, texts[1]], img[:1],
+                      run.weights, run.has_text)
     assert set(parts) == {"loss", "ce_cls", "ce_text", "mse_flow"}
     expected = 1.0 * parts["ce_text"] + 0.2 * parts["ce_cls"] + 1.0 * parts["mse_flow"]
     torch.testing.assert_close(parts["loss"], expected)
@@ -60,7 +62,7 @@ def test_gduf_without_explanations_has_no_text_term(data, tmp_path) -> None:
     m = model()
     run = UnifiedRun(m, train, val, m.preprocess("png"), cfg(), tmp_path)
     img = torch.rand(4, 3, 32, 32) * 2 - 1
-    parts = run._gduf_loss(img, torch.tensor([0, 1, 0, 1]), [None] * 4, img[:1])
+    parts = gduf_loss(run.model, img, torch.tensor([0, 1, 0, 1]), [None] * 4, img[:1], run.weights, run.has_text)
     assert "ce_text" not in parts and not run.has_text
     torch.testing.assert_close(parts["loss"], 0.2 * parts["ce_cls"] + parts["mse_flow"])
 
@@ -91,7 +93,7 @@ def _diga_run(data, tmp_path, **kw) -> tuple[UnifiedRun, UniGenDet]:
 def test_diga_trains_only_the_generation_expert(data, tmp_path) -> None:
     run, teacher = _diga_run(data, tmp_path)
     m = run.model
-    parts = run._diga_loss(torch.rand(4, 3, 32, 32) * 2 - 1)
+    parts = diga_loss(run.model, run.teacher, torch.rand(4, 3, 32, 32) * 2 - 1, run.weights)
     torch.testing.assert_close(parts["loss"], parts["mse_flow"] + 0.5 * parts["align"])
     torch.testing.assert_close(parts["align"], 1 - parts["cos"])
     parts["loss"].backward()
@@ -118,13 +120,13 @@ def test_diga_alignment_targets_are_the_detectors_layer_k_vision_states(data, tm
     target = F.interpolate(vis.transpose(1, 2).reshape(2, -1, g, g), size=(lg, lg), mode="bilinear",
                            align_corners=False).flatten(2).transpose(1, 2)
     with torch.no_grad():
-        torch.manual_seed(5)  # replay _diga_loss's random draws: class dropout, then the flow noise
-        classes = run._classes(2, run.model.config["cond_dropout"]["text"])
+        torch.manual_seed(5)  # replay diga_loss's random draws: class dropout, then the flow noise
+        classes = condition_classes(run.model, 2, run.model.config["cond_dropout"]["text"], run.device)
         _, out = run.model.flow_loss(img, classes, keep_layers=(k,))
         pred = run.model.align_mlp(out["layers"][k])
         cos = F.cosine_similarity(pred, F.normalize(target, dim=-1), dim=-1).mean()
         torch.manual_seed(5)
-        parts = run._diga_loss(img)
+        parts = diga_loss(run.model, run.teacher, img, run.weights)
     torch.testing.assert_close(parts["cos"], cos)
 
 
@@ -137,7 +139,7 @@ def test_diga_fails_loudly_on_nan_and_on_shape_mismatch(data, tmp_path) -> None:
         run._step(batch)
     run.model.align_mlp[2] = torch.nn.Linear(4 * run.model.hidden, run.model.hidden + 1)
     with pytest.raises(RuntimeError, match="DIGA shape mismatch"):
-        run._diga_loss(torch.rand(2, 3, 32, 32) * 2 - 1)
+        diga_loss(run.model, run.teacher, torch.rand(2, 3, 32, 32) * 2 - 1, run.weights)
 
 
 def test_diga_needs_a_teacher(data, tmp_path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_genimage_tree
 from detect.helpers import make_checkpoint, make_good_images
 from PIL import Image
 from provenance.helpers import comfy_prompt, png_bytes, text, with_chunks
@@ -17,7 +18,7 @@ from provenance.helpers import comfy_prompt, png_bytes, text, with_chunks
 import gendet
 from gendet.detect import Input, iter_record_batches, load_scan_model
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,7 @@ def test_the_readme_examples_run(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     Image.open(io.BytesIO(png_bytes())).convert("RGB").save("img.jpg", quality=90)
     make_good_images(tmp_path / "folder", 2, size=64)
+    make_genimage_tree(tmp_path / "data", generators=("gen_a",), n_train=10, n_val=6, size=48)
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own README, run as documentation tests
 

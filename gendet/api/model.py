@@ -1,10 +1,4 @@
-"""The Python API: `gendet.load()` -> a `Model` whose `predict` and `scan` return typed `Verdict`s.
-
-    import gendet
-    det = gendet.load()                      # the shipped default; or a checkpoint dir, a shipped name, a .onnx
-    v = det.predict("img.jpg")               # also bytes, a PIL image, a numpy array, a tensor, or a list
-    v.score, v.label, v.threshold, v.verdict, v.reason, v.provenance
-    for v in det.scan(["folder/"], workers=2): ...
+"""`gendet.load()` -> a `Model` whose `predict` and `scan` return typed `Verdict`s.
 
 Files and bytes get the scan's decoding, limits and provenance (the verdict rule of `gendet detect`);
 in-memory images (PIL, numpy, tensors) carry no file, so they have no provenance and `verdict` is the
@@ -16,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -107,7 +102,7 @@ class Model:
         """One Verdict for one input, a list for a list (in order)."""
         if isinstance(images, list | tuple):
             return [v for i in range(0, len(images), batch_size) for v in self._predict(images[i:i + batch_size])]
-        return self._predict([images])[0]
+        return self._predict([cast(ImageLike, images)])[0]
 
     def _predict(self, items: Sequence[ImageLike]) -> list[Verdict]:
         entries: list[Decoded] = []
@@ -116,9 +111,9 @@ class Model:
         for k, item in enumerate(items):
             if isinstance(item, str | os.PathLike | bytes):
                 source = item if isinstance(item, bytes) else str(item)
+                name = f"bytes-{k}" if isinstance(item, bytes) else str(item)
                 array, error, provenance = run_task(self.task, source, pp, self.limits)
-                entries.append((f"bytes-{k}" if isinstance(item, bytes) else source,
-                                None if array is None else torch.from_numpy(array), error, provenance))
+                entries.append((name, None if array is None else torch.from_numpy(array), error, provenance))
             elif isinstance(item, Image.Image | np.ndarray | torch.Tensor):
                 try:
                     entries.append((f"image-{k}", transform(_to_pil(item), np.random.default_rng(0)), None, None))
