@@ -14,6 +14,7 @@ import os
 import sys
 
 from gendet.cli.main import UsageError
+from gendet.cli.provenance_options import add_provenance_options, scan_task
 from gendet.data.decode import DecodeLimits
 from gendet.detect.inputs import check_specs, is_single_file, iter_inputs
 from gendet.detect.model import ModelSetupError, ScanModel, default_checkpoint_dir, load_scan_model, resolve_device
@@ -94,16 +95,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    help="walk sub-folders of folder inputs (default: yes)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
-    v = p.add_argument_group("provenance (what files say about themselves)")
-    v.add_argument("--provenance", default="on", choices=PROVENANCE_MODES,
-                   help="on (default): findings beside the pixel score; off: pixels only; only: findings only, "
-                   "no pixel model")
-    v.add_argument("--watermark", action="store_true",
-                   help="also decode invisible watermarks (Stable Diffusion 1/2/XL payloads; needs "
-                   "gendet[watermark]; ~50 ms per payload and 512 px image, so off by default)")
-    v.add_argument("--c2pa-trust", default=None, metavar="PEM",
-                   help="PEM file of trust anchors: C2PA signers chaining to one count as 'signed' (otherwise a "
-                   "valid signature counts as 'declared')")
+    add_provenance_options(p, PROVENANCE_MODES)
     r = p.add_argument_group("engine")
     r.add_argument("--engine", default="local", choices=("local", "onnx", "ray"),
                    help="local: decoder processes on this machine, the model in torch; onnx: the same with the "
@@ -163,13 +155,6 @@ def _check_ray(args: argparse.Namespace) -> None:
         if (getattr(args, flag) or 0) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0")
 
-
-def scan_task(args: argparse.Namespace) -> ScanTask:
-    """--provenance, --watermark and --c2pa-trust as the task each file gets; UsageError when unusable."""
-    try:
-        return ScanTask.from_options(args.provenance, args.watermark, args.c2pa_trust)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
 
 
 def _verdict(specs: list[str], model: ScanModel, device: str, limits: DecodeLimits, task: ScanTask) -> int:

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from gendet.cli.main import UsageError, command_line
+from gendet.cli.provenance_options import add_provenance_options, scan_task
 from gendet.data.decode import DecodeError, read_file
 from gendet.data.preprocess import decode_for_model
 from gendet.detect.model import ModelSetupError, default_checkpoint_dir, load_scan_model, resolve_device
-from gendet.detect.prepare import ScanTask
 from gendet.explain.evidence import OCCLUSION_MODES, explain_image
 from gendet.explain.overlay import save_figure
 from gendet.io import atomic_write_text
@@ -57,9 +57,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--top", type=int, default=3, help="regions to report and box (default 3)")
     p.add_argument("--occlusion", default="blur", choices=OCCLUSION_MODES,
                    help="how a region is occluded: blurred (default) or replaced by the image mean")
-    p.add_argument("--watermark", action="store_true",
-                   help="also decode invisible watermarks (needs gendet[watermark]), as in gendet detect")
-    p.add_argument("--c2pa-trust", default=None, metavar="PEM", help="PEM trust anchors for C2PA signers")
+    add_provenance_options(p, ("on",), "provenance (as in gendet detect)")
     return p
 
 
@@ -88,10 +86,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_scan_model(args.checkpoint, device, args.threshold)
     except (ValueError, ModelSetupError) as e:
         raise UsageError(str(e)) from None
-    try:
-        task = ScanTask.from_options("on", args.watermark, args.c2pa_trust)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    task = scan_task(args)
     if args.grid > model.preprocess.size:
         raise UsageError(f"--grid {args.grid} is larger than the model input ({model.preprocess.size} px)")
     out_dir = Path(args.out)

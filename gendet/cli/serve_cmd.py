@@ -15,9 +15,9 @@ import sys
 import torch
 
 from gendet.cli.main import UsageError
+from gendet.cli.provenance_options import add_provenance_options, scan_task
 from gendet.data.decode import DecodeLimits
 from gendet.detect.model import ModelSetupError, default_checkpoint_dir, load_scan_model, resolve_device
-from gendet.detect.prepare import ScanTask
 from gendet.extras import require
 from gendet.serve.limits import DEFAULT_FORMATS, MB, ConnectionGuards, Limits
 
@@ -64,12 +64,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--api-key", default=None, help="require this key on /v1/* (default: $GENDET_API_KEY if set)")
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback --host without an API key (trusted networks only; see below)")
-    g = p.add_argument_group("provenance (as in gendet detect)")
-    g.add_argument("--provenance", default="on", choices=("on", "off"),
-                   help="on (default): C2PA/XMP/EXIF/generator-chunk findings and the verdict rule in every result")
-    g.add_argument("--watermark", action="store_true",
-                   help="also decode invisible watermarks (needs gendet[watermark]; ~200 ms per 512 px image)")
-    g.add_argument("--c2pa-trust", default=None, metavar="PEM", help="PEM trust anchors for C2PA signers")
+    add_provenance_options(p, ("on", "off"), "provenance (as in gendet detect)")
     g = p.add_argument_group("batching")
     g.add_argument("--max-batch", type=int, default=32, help="largest batch of concurrent images (1 = no batching)")
     g.add_argument("--batch-wait-ms", type=float, default=5.0,
@@ -189,10 +184,7 @@ def run(args: argparse.Namespace) -> int:
             model = load_scan_model(args.checkpoint, device, args.threshold)
     except (ValueError, ModelSetupError) as e:
         raise UsageError(str(e)) from None
-    try:
-        task = ScanTask.from_options(args.provenance, args.watermark, args.c2pa_trust)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    task = scan_task(args)
     settings = {"device": str(device), "threshold": args.threshold, "limits": limits.to_dict(),
                 "batch_wait_ms": args.batch_wait_ms, "max_batch": args.max_batch,
                 "decode_workers": args.decode_workers, "provenance": task.provenance,
