@@ -45,3 +45,58 @@ def adamw_with_schedule(params: Iterable[nn.Parameter], lr: float, weight_decay:
     optimizer = torch.optim.AdamW(param_groups(params, weight_decay), lr=lr, betas=betas)
     schedule = cosine_with_warmup(total_steps, warmup_steps(warmup, total_steps))
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+class OptimizerStep:
+    """What every training step of both loops ends with, and its part of the resume state: (fp16) unscaling,
+    gradient clipping, the AdamW step, the schedule, clearing the gradients, and the weights' EMA if kept.
+
+    `clip` lists the parameters whose joint gradient norm is clipped, in the order the norm is summed
+    (default: the optimiser's groups), so a loop keeps its exact arithmetic."""
+
+    def __init__(self, params: Iterable[nn.Parameter], lr: float, weight_decay: float, total_steps: int,
+                 warmup: float, betas: tuple[float, float] = (0.9, 0.999), grad_clip: float | None = None,
+                 scaler: torch.amp.GradScaler | None = None, clip: list[nn.Parameter] | None = None,
+                 ema: torch.optim.swa_utils.AveragedModel | None = None, ema_of: nn.Module | None = None) -> None:
+        self.optimizer, self.scheduler = adamw_with_schedule(params, lr, weight_decay, total_steps, warmup, betas)
+        self.grad_clip, self.scaler, self.ema, self.ema_of = grad_clip, scaler, ema, ema_of
+        self.clip = clip if clip is not None else [p for g in self.optimizer.param_groups for p in g["params"]]
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.clip, self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update_parameters(self.ema_of)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Keys "optimizer", "scheduler", and "scaler" / "ema" when kept (the names both resume files use)."""
+        state: dict[str, Any] = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])

@@ -46,7 +46,7 @@ from gendet.models.base import Detector
 from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
 from gendet.training import distributed
 from gendet.training.logs import CSV_FILE, JSONL_FILE, TrainLog, jsonable
-from gendet.training.optim import adamw_with_schedule, warmup_steps
+from gendet.training.optim import OptimizerStep, warmup_steps
 from gendet.training.state import (
     atomic_torch_save,
     deterministic_mode,
@@ -184,9 +184,9 @@ class _Run:
 
         detector.to(self.device)
         self.model = distributed.wrap_ddp(detector, self.device)  # the detector itself in one process
-        self.optimizer, self.scheduler = adamw_with_schedule(detector.parameters(), cfg.lr, cfg.weight_decay,
-                                                             self.total_steps, cfg.warmup)
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.opt = OptimizerStep(detector.parameters(), cfg.lr, cfg.weight_decay, self.total_steps, cfg.warmup,
+                                 grad_clip=cfg.grad_clip,
+                                 scaler=torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None)
         self.log = TrainLog(out_dir) if self.dist.is_main else distributed.NullTrainLog()
         self.state_path = out_dir / STATE_DIR / STATE_FILE
         self.fingerprint = {
@@ -222,9 +222,8 @@ class _Run:
             "config": asdict(self.cfg),
             "fingerprint": self.fingerprint,
             "model": _cpu_state(self.detector),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "scaler": None,
+            **self.opt.state_dict(),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "global_step": self.global_step,
@@ -257,10 +256,7 @@ class _Run:
         if changed:
             raise ResumeError("cannot resume with different training settings: " + "; ".join(changed))
         self.detector.load_state_dict(state["model"], strict=True)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler is not None and state["scaler"] is not None:
-            self.scaler.load_state_dict(state["scaler"])
+        self.opt.load_state_dict(state)
         for key in ("epoch", "batch_in_epoch", "global_step", "best", "best_weights", "bad_epochs",
                     "stopped_early", "epoch_loss", "window_loss", "train_errors", "val_errors",
                     "skipped_batches", "seconds_per_epoch"):
@@ -282,21 +278,10 @@ class _Run:
                     tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
 
     def _lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        return self.opt.lr
 
     def _optimizer_step(self) -> None:
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        if self.cfg.grad_clip:
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.opt.step()
         self.global_step += 1
 
     def _train_epoch(self, bar: tqdm) -> bool:
@@ -403,7 +388,7 @@ class _Run:
                     f"non-finite loss {value} at epoch {self.epoch + 1}, step {self.global_step}; "
                     "lower --lr or check the data"
                 )
-            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            self.opt.backward(scaled)
         return value
 
     # -- validation ------------------------------------------------------------

@@ -39,7 +39,7 @@ from gendet.models.checkpoint import save_checkpoint
 from gendet.models.unigendet import UniGenDet
 from gendet.models.unigendet.objectives import LossWeights, diga_loss, gduf_loss
 from gendet.training.logs import TrainLog, jsonable
-from gendet.training.optim import adamw_with_schedule
+from gendet.training.optim import OptimizerStep
 from gendet.training.state import (
     atomic_torch_save,
     deterministic_mode,
@@ -175,9 +175,10 @@ class UnifiedRun:
                 model.det_head.requires_grad_(False)
             params = [p for p in model.parameters() if p.requires_grad]
         self.params = params
-        self.optimizer, self.scheduler = adamw_with_schedule(params, cfg.lr, cfg.weight_decay, cfg.steps, cfg.warmup,
-                                                             betas=(cfg.beta1, cfg.beta2))
         self.ema = ema_model(model, cfg.ema_decay)
+        # clipped over the parameters in model order, as this loop always has
+        self.opt = OptimizerStep(params, cfg.lr, cfg.weight_decay, cfg.steps, cfg.warmup, betas=(cfg.beta1, cfg.beta2),
+                                 grad_clip=cfg.grad_clip, clip=self.params, ema=self.ema, ema_of=model)
         self.weights = LossWeights(cfg.w_text, cfg.w_cls, cfg.w_flow, cfg.w_align)
         self.log = TrainLog(out)
         self.step = 0
@@ -196,8 +197,7 @@ class UnifiedRun:
     def save_state(self) -> None:
         atomic_torch_save({
             "fingerprint": self.fingerprint, "step": self.step, "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "rng": get_rng_state(), "errors": self.errors,
+            **self.opt.state_dict(), "rng": get_rng_state(), "errors": self.errors,
             "loss_sums": self.loss_sums, "log_offsets": self.log.offsets(),
         }, self.state_path)
 
@@ -210,9 +210,7 @@ class UnifiedRun:
         if diffs:
             raise ResumeError(f"cannot resume {self.state_path}: the run differs in {', '.join(diffs)}")
         self.model.load_state_dict(st["model"], strict=True)
-        self.ema.load_state_dict(st["ema"])
-        self.optimizer.load_state_dict(st["optimizer"])
-        self.scheduler.load_state_dict(st["scheduler"])
+        self.opt.load_state_dict(st)
         self.step, self.errors, self.loss_sums = st["step"], st["errors"], st["loss_sums"]
         self.log.start(st["log_offsets"])
         set_rng_state(st["rng"])
@@ -246,7 +244,7 @@ class UnifiedRun:
                 if self.step % 10 == 0 or self.step == stop:
                     n = self.loss_sums.pop("_n")
                     row = {k: v / n for k, v in self.loss_sums.items()}
-                    self.log.write({"kind": "train", "step": self.step, "lr": self.scheduler.get_last_lr()[0],
+                    self.log.write({"kind": "train", "step": self.step, "lr": self.opt.scheduler.get_last_lr()[0],
                                     "elapsed_s": time.monotonic() - t0, **row})
                     self.loss_sums = {}
                 if self.step == stop or (cfg.save_every_steps and self.step % cfg.save_every_steps == 0):
@@ -279,13 +277,9 @@ class UnifiedRun:
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite {self.cfg.stage} loss at step {self.step}: "
                                      + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in parts.items()))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.ema.update_parameters(self.model)
+        self.opt.optimizer.zero_grad(set_to_none=True)  # none left over from gradients computed outside the loop
+        self.opt.backward(loss)
+        self.opt.step()
         return {k: float(v.detach()) for k, v in parts.items()}
 
 

@@ -107,7 +107,7 @@ def test_diga_trains_only_the_generation_expert(data, tmp_path) -> None:
     assert m.align_mlp[0].weight.grad.abs().sum() > 0  # the projector learns from the alignment term
     assert m.transformer.layers[0].experts[UND].qkv.weight.grad is None
     assert all(p.grad is None for p in teacher.parameters())  # targets carry no gradient
-    assert all(id(p) in gen_ids for g in run.optimizer.param_groups for p in g["params"])
+    assert all(id(p) in gen_ids for g in run.opt.optimizer.param_groups for p in g["params"])
 
 
 def test_diga_alignment_targets_are_the_detectors_layer_k_vision_states(data, tmp_path) -> None:
