@@ -6,12 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from gendet.report import plots
-from gendet.report.builder import ReportBuilder, format_value
-
-
-def _pm(cell: dict[str, Any]) -> str:
-    mean, half = cell.get("mean"), cell.get("ci95")
-    return format_value(mean) + ("" if half is None else f" ± {format_value(half)}")
+from gendet.report.builder import ReportBuilder
+from gendet.report.study import add_claims
+from gendet.report.study import plus_minus as _pm
 
 
 def build_ablation_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
@@ -36,10 +33,7 @@ def build_ablation_report(results: dict[str, Any], out_dir: Path) -> tuple[Path,
                    "mean acc": _pm(t["acc_mean"]), "mean AUC": _pm(t["auc_mean"]),
                    "unseen acc": _pm(t["acc_unseen"]), "unseen AUC": _pm(t["auc_unseen"]), "KID": _pm(t["kid"])}
                   for v, t in ab["table"].items()], caption="UniGenDet ablation (lower KID is better)")
-    rb.add_table([{"claim": c, "full": r.get("full"), "ablated": r.get("ablated"),
-                   "relative": r.get("relative_reduction"), "holds here": r.get("holds"),
-                   "p (Welch, seeds)": r.get("p_value")}
-                  for c, r in ab["claims"].items()], caption="The paper's claims, scaled down, on the means")
+    add_claims(rb, ab["claims"], "The paper's claims, scaled down, on the means")
     rb.add_figure(plots.grouped_bars({"AUC (all)": {v: t["auc_mean"]["mean"] for v, t in ab["table"].items()},
                                       "AUC (unseen)": {v: t["auc_unseen"]["mean"] for v, t in ab["table"].items()}},
                                      title="Detection", ylabel="AUC"), caption="Cross-generator AUC per variant")

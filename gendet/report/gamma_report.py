@@ -12,19 +12,14 @@ from matplotlib.figure import Figure
 from gendet.data.decode import decode_image
 from gendet.data.manipulations.codes import SOURCE_REAL
 from gendet.report import plots
-from gendet.report.builder import ReportBuilder, format_value
+from gendet.report.builder import ReportBuilder
+from gendet.report.study import add_claims
+from gendet.report.study import plus_minus as _pm
 
 IMAGE_COLUMNS = {"unseen AUC": "auc_unseen", "unseen acc": "acc_unseen", "mean AUC": "auc_mean",
                  "manipulated AUC": "manip_auc", "manipulated acc": "manip_acc", "Task 2 acc": "degr_acc"}
 PIXEL_COLUMNS = {"pixel F1": "pixel_f1", "pixel IoU": "pixel_iou", "pixel AUC": "pixel_auc",
                  "real FP rate": "real_fp_rate"}
-
-
-def _pm(cell: dict[str, Any]) -> str:
-    mean, half = cell.get("mean"), cell.get("ci95")
-    if mean is None:
-        return "–"
-    return format_value(mean) + ("" if half is None else f" ± {format_value(half)}")
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -98,9 +93,7 @@ def build_gamma_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Pa
                   for v, t in ab["table"].items()], caption="GAMMA ablation")
     if len(ab["seeds"]) < 2:
         rb.add_note("One seed: no intervals and no p-values; a difference here may be seed noise.")
-    rb.add_table([{"claim": c, "full": x.get("full"), "ablated": x.get("ablated"), "holds here": x.get("holds"),
-                   "p (Welch, seeds)": x.get("p_value")} for c, x in ab["claims"].items()],
-                 caption="The paper's claims, scaled down, on the means (reported whether or not they hold)")
+    add_claims(rb, ab["claims"], "The paper's claims, scaled down, on the means (reported whether or not they hold)")
     rb.add_figure(plots.grouped_bars({name: {v: t[m]["mean"] for v, t in ab["table"].items()}
                                       for name, m in (("unseen AUC", "auc_unseen"), ("manipulated AUC", "manip_auc"),
                                                       ("pixel F1", "pixel_f1"))},

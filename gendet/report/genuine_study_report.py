@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from gendet.report import plots
-from gendet.report.ablation_report import _pm
 from gendet.report.builder import ReportBuilder
+from gendet.report.study import add_claims
+from gendet.report.study import plus_minus as _pm
 
 
 def build_genuine_study_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
@@ -24,10 +25,7 @@ def build_genuine_study_report(results: dict[str, Any], out_dir: Path) -> tuple[
     metrics = sorted({m for row in ab["table"].values() for m in row})
     rb.add_table([{"variant": v, **{m: _pm(row[m]) for m in metrics if m in row}} for v, row in ab["table"].items()],
                  caption="Mean ± 95% t-interval over seeds (AUC: higher is better; KID: lower is better)")
-    rb.add_table([{"claim": c, "full": r.get("full"), "ablated": r.get("ablated"),
-                   "relative": r.get("relative_reduction"), "holds here": r.get("holds"),
-                   "p (Welch, seeds)": r.get("p_value")} for c, r in ab["claims"].items()],
-                 caption="The paper's claims on the genuine preset")
+    add_claims(rb, ab["claims"], "The paper's claims on the genuine preset")
     aucs = {v: row["logo_mean_auc"]["mean"] for v, row in ab["table"].items() if "logo_mean_auc" in row}
     if aucs:
         rb.add_figure(plots.grouped_bars({"leave-one-group-out AUC": aucs}, title="Detection", ylabel="AUC"),

@@ -10,11 +10,8 @@ import numpy as np
 
 from gendet.report import plots
 from gendet.report.builder import ReportBuilder, format_value
-
-
-def _pm(cell: dict[str, Any]) -> str:
-    mean, half = cell.get("mean"), cell.get("ci95")
-    return format_value(mean) + ("" if half is None else f" ± {format_value(half)}")
+from gendet.report.study import add_claims
+from gendet.report.study import plus_minus as _pm
 
 
 def _mean_of(runs: list[dict[str, Any]], *path: str) -> float | None:
@@ -86,9 +83,7 @@ def build_hrr_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path
     if kept:
         rb.add_table([{"group": g, "kept components (mean over seeds)": round(n, 1)} for g, n in kept.items()],
                      caption="Components the refinement of 'hrr' kept, by scale (s1 = full size) and fused channels")
-    rb.add_table([{"claim": c, "full": r.get("full"), "ablated": r.get("ablated"), "holds here": r.get("holds"),
-                   "p (Welch, seeds)": r.get("p_value")} for c, r in ab["claims"].items()],
-                 caption="HRR's claims, scaled down, on the means over seeds")
+    add_claims(rb, ab["claims"], "HRR's claims, scaled down, on the means over seeds")
     rb.add_figure(plots.grouped_bars({"AUC (all)": {v: table[v]["auc_mean"]["mean"] for v in main},
                                       "AUC (unseen)": {v: table[v]["auc_unseen"]["mean"] for v in main}},
                                      title="Cross-generator detection", ylabel="AUC"), caption="Task 1 AUC per variant")
