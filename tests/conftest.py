@@ -164,3 +164,14 @@ def make_genuine_manifest(root: Path, groups: tuple[str, ...] = ("gen_a", "gen_b
 def genuine_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small genuine-style manifest tree (read-only)."""
     return make_genuine_manifest(tmp_path_factory.mktemp("genuine"))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (training tests: fast and deterministic on a small CPU)."""
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)

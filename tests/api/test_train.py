@@ -6,18 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 import gendet
 from gendet.api import TrainResult
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_epoch_trainer_run(genimage_root: Path, tmp_path: Path) -> None:

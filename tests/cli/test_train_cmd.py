@@ -21,12 +21,7 @@ CONFIG_KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _args(root: Path, out: Path, *extra: str) -> list[str]:
