@@ -31,7 +31,8 @@ class OnnxDetector:
     CPU_CHUNK = 4
     flops_per_image: float | None = None  # from the export's contract (the thread policy reads it)
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
+                 spinning: bool = False) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -39,11 +40,16 @@ class OnnxDetector:
         self.path, self._ort = Path(path), ort
         want_cuda = str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
         self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
-        self.threads = threads
+        self.threads, self.spinning = threads, spinning
         self._session = self._open(threads)
 
     def _open(self, threads: int | None) -> Any:
         options = self._ort.SessionOptions()
+        # onnxruntime's threads spin after each run waiting for the next (its default), burning the cores the
+        # decoder processes need; gendet sets OMP_WAIT_POLICY=PASSIVE for torch for the same reason
+        spin = "1" if self.spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
@@ -99,7 +105,7 @@ def read_contract(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_onnx_model(source: str | os.PathLike | None, device: str | torch.device = "cpu",
-                    threshold: str | float | None = None) -> ScanModel:
+                    threshold: str | float | None = None, spinning: bool = False) -> ScanModel:
     """A ScanModel on onnxruntime: `source` an exported .onnx file, or a checkpoint directory / shipped name /
     None (the default), exported to a temporary file first (a few seconds)."""
     if source is not None and str(source).endswith(".onnx") and Path(source).is_file():
@@ -108,7 +114,7 @@ def load_onnx_model(source: str | os.PathLike | None, device: str | torch.device
             raise ModelSetupError("--threshold fixed|val needs the checkpoint; with an .onnx file give a number")
         if threshold is not None:
             meta["threshold"], meta["threshold_source"] = float(threshold), "given"
-        detector = OnnxDetector(source, str(device))
+        detector = OnnxDetector(source, str(device), spinning=spinning)
         detector.flops_per_image = meta.get("flops_per_image")
         return ScanModel(detector, {"onnx": str(source)}, Preprocess.from_dict(meta["preprocess"]),  # type: ignore[arg-type]
                          float(meta["threshold"]), str(meta["threshold_source"]), str(meta["name"]), Path(source),
@@ -121,7 +127,7 @@ def load_onnx_model(source: str | os.PathLike | None, device: str | torch.device
         path = export_onnx(torch_model, folder / "model.onnx")
     except ExportError as e:
         raise ModelSetupError(str(e)) from None
-    model = load_onnx_model(path, device)
+    model = load_onnx_model(path, device, spinning=spinning)
     model.threshold, model.threshold_source, model.checkpoint = (torch_model.threshold, torch_model.threshold_source,
                                                                  torch_model.checkpoint)
     return model

@@ -120,3 +120,12 @@ def test_bad_files_and_threads(tmp_path) -> None:
     det.set_num_threads(1)
     n_torch = sum(p.numel() for p in model.detector.parameters())
     assert det.get_num_threads() == 1 and 0.9 * n_torch < det.num_parameters <= n_torch  # BatchNorm folded into convs
+
+
+def test_threads_do_not_spin_unless_asked(tmp_path) -> None:
+    """Spinning onnxruntime threads would take the cores the decoder processes need (see OnnxDetector._open)."""
+    path = export_onnx(small_checkpoint("tiny_cnn", tmp_path), tmp_path / "t.onnx")
+    key = "session.intra_op.allow_spinning"
+    assert OnnxDetector(path)._session.get_session_options().get_session_config_entry(key) == "0"
+    spinning = load_onnx_model(path, spinning=True).detector
+    assert spinning._session.get_session_options().get_session_config_entry(key) == "1"
