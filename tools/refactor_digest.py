@@ -5,9 +5,9 @@
 
 Each entry is the sha256 of what a run produces (weights; results without timings, paths or commands) plus a
 few of its numbers, so a difference shows where. Runs: the epoch trainer (tiny_cnn), UniGenDet's GDUF then
-DIGA stage (small model), the genuine benchmark (a small probe), and the UniGenDet study on the genuine preset
-(smoke recipe, two seeds). The data can be any GenImage-layout folder and genuine-style manifest (e.g. the test
-suite's synthetic ones: tests/conftest.py make_genimage_tree, make_genuine_manifest).
+DIGA stage (small model), the genuine benchmark (a small probe), and the UniGenDet, GAMMA and HRR studies on
+the genuine preset (smoke recipe, two seeds). The data can be any GenImage-layout folder and genuine-style
+manifest (e.g. the test suite's synthetic ones: tests/conftest.py make_genimage_tree, make_genuine_manifest).
 """
 
 from __future__ import annotations
@@ -105,6 +105,20 @@ def genuine_unigendet(manifest: Path, tmp: Path) -> dict[str, Any]:
             "full_auc": r["table"]["full"]["logo_mean_auc"]["mean"], "full_kid": r["table"]["full"]["kid"]["mean"]}
 
 
+def genuine_gamma_hrr(manifest: Path, tmp: Path) -> dict[str, Any]:
+    from gendet.bench.genuine_gamma import run_genuine_gamma
+    from gendet.bench.genuine_hrr import run_genuine_hrr
+
+    probe = {"image_size": 32, "crops": 4, "taps": [1], "pretrained": False}
+    out: dict[str, Any] = {}
+    for name, run, small in (("gamma", run_genuine_gamma, {**probe, "grid": 2, "hidden": 32, "heads": 2, "steps": 4}),
+                             ("hrr", run_genuine_hrr, {**probe, "steps": 4})):
+        r = run(manifest, tmp / name, seeds=(0, 1), recipe_name="smoke", cache_dir=tmp / f"cache-{name}",
+                progress=False, model_config=small, probe_config=probe)
+        out[name] = {"table": _sha(r["table"]), "claims": _sha(r["claims"]), "runs": _sha(r["runs"])}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="a GenImage-layout folder")
@@ -116,7 +130,8 @@ def main() -> None:
         tmp = Path(t)
         digest = {"epoch_trainer": epoch_trainer(args.data, tmp), "unified": unified(args.data, tmp),
                   "genuine_bench": genuine_bench(args.manifest, tmp),
-                  "genuine_unigendet": genuine_unigendet(args.manifest, tmp)}
+                  "genuine_unigendet": genuine_unigendet(args.manifest, tmp),
+                  "genuine_gamma_hrr": genuine_gamma_hrr(args.manifest, tmp)}
     args.out.write_text(json.dumps(digest, indent=2))
     print(json.dumps(digest, indent=2))
 

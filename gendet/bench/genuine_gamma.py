@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gendet.bench.ablations import AblationOptions, compare, interval, pick_recipe
+from gendet.bench.ablations import AblationOptions, compare, pick_recipe
 from gendet.bench.genuine_cells import compute_table, make_views
 from gendet.bench.genuine_manipulated import build_genuine_manipulated
-from gendet.bench.genuine_study import GenuineSplit, auc, feature_table, load_split, logo, probe_baseline, rows
+from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, auc, load_split, logo, rows, run_study
 from gendet.data.manipulations.codes import SOURCE_NAMES, decode_source_map
 from gendet.data.preprocess import Preprocess, apply_plan, plan_crop_grid
 from gendet.data.sample import Sample
@@ -77,49 +77,52 @@ def _region_scores(model: GammaLite, feats: list[np.ndarray], sources: list[np.n
             "n_manipulated_regions": int(y.sum())}
 
 
-def run_genuine_gamma(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "genuine",
-                      align: str = "jpeg", device: str = "cpu", cache_dir: Path | None = None, progress: bool = True,
-                      model_config: dict[str, Any] | None = None,
-                      probe_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    recipe = RECIPES[recipe_name]
-    cfg = {**recipe["config"], **(model_config or {})}
-    cache = Path(cache_dir) if cache_dir else out / "cache"
-    t0 = time.monotonic()
-    split = load_split(data)
-    photos = {sp: [s for s in split.samples if s.label == 0 and (s.split == "train") == (sp == "train")]
-              for sp in ("train", "val")}
-    manip = {sp: build_genuine_manipulated(photos[sp], cache, sp, seed=0, progress=progress) for sp in photos}
-    model = create_detector("gamma_lite", **cfg)
-    pp = model.preprocess(align=align)
-    grid = int(model.config["grid"])
-    sources = {sp: region_sources(manip[sp], pp, grid) for sp in manip}
-    every = [*manip["train"], *manip["val"]]
-    mtable, merrors, _ = compute_table(model, every, sample_digests(every),
-                                       [(make_views(model, align, 0, 1, ())["grid"], list(range(len(every))))],
-                                       FeatureCache(cache, model_key(model)), 0, device, progress)
-    n_tr = len(manip["train"])
-    have = {"train": [i for i in range(n_tr) if mtable.feats["grid"][i] is not None],
-            "val": [i for i in range(n_tr, len(every)) if mtable.feats["grid"][i] is not None]}
-    man_x = np.concatenate([mtable.feats["grid"][i] for i in have["train"]])
-    man_src = np.concatenate([sources["train"][i] for i in have["train"]])
-    val_feats = [mtable.feats["grid"][i] for i in have["val"]]
-    val_src = [sources["val"][i - n_tr] for i in have["val"]]
-    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in [*VARIANTS, "probe (baseline)"]}
-    timings: dict[str, float] = {}
-    errors: dict[str, str] = dict(merrors)
-    for seed in seeds:
-        t = time.monotonic()
-        table, errs = feature_table(model, split, cache, seed, align, device, 0, progress)
-        errors.update(errs)
-        timings[f"features_seed{seed}_s"] = round(time.monotonic() - t, 1)
-        runs["probe (baseline)"].append({"seed": seed, **probe_baseline(split, cache, seed, align, device, 0, progress,
-                                                                         probe_config)})
+class GammaStudy(GenuineStudy):
+    name, model = "gamma", "gamma_lite"
+    metrics = ("logo_mean_auc", "logo_min_auc", "edited_auc", "manipulated_val_auc", "region_auc", "region_iou")
+    recipes = RECIPES
+
+    def prepare(self) -> None:
+        split, cache = self.split, self.cache
+        self.cfg = {**self.recipe["config"], **self.model_config}
+        photos = {sp: [s for s in split.samples if s.label == 0 and (s.split == "train") == (sp == "train")]
+                  for sp in ("train", "val")}
+        self.manip = {sp: build_genuine_manipulated(photos[sp], cache, sp, seed=0, progress=self.progress)
+                      for sp in photos}
+        self.detector = create_detector("gamma_lite", **self.cfg)
+        pp = self.detector.preprocess(align=self.align)
+        grid = int(self.detector.config["grid"])
+        sources = {sp: region_sources(self.manip[sp], pp, grid) for sp in self.manip}
+        every = [*self.manip["train"], *self.manip["val"]]
+        mtable, merrors, _ = compute_table(self.detector, every, sample_digests(every),
+                                           [(make_views(self.detector, self.align, 0, 1, ())["grid"],
+                                             list(range(len(every))))],
+                                           FeatureCache(cache, model_key(self.detector)), 0, self.device,
+                                           self.progress)
+        self.errors.update(merrors)
+        n_tr = len(self.manip["train"])
+        have = {"train": [i for i in range(n_tr) if mtable.feats["grid"][i] is not None],
+                "val": [i for i in range(n_tr, len(every)) if mtable.feats["grid"][i] is not None]}
+        self.man_x = np.concatenate([mtable.feats["grid"][i] for i in have["train"]])
+        self.man_src = np.concatenate([sources["train"][i] for i in have["train"]])
+        self.val_feats = [mtable.feats["grid"][i] for i in have["val"]]
+        self.val_src = [sources["val"][i - n_tr] for i in have["val"]]
+
+    def variant_names(self) -> list[str]:
+        return list(VARIANTS)
+
+    def feature_model(self, seed: int) -> GammaLite:
+        return self.detector
+
+    def run_seed(self, seed: int, table: Any, first: bool) -> dict[str, dict[str, Any]]:
+        split, man_x, man_src = self.split, self.man_x, self.man_src
+        out: dict[str, dict[str, Any]] = {}
         for name, sw in VARIANTS.items():
             t = time.monotonic()
-            head = create_detector("gamma_lite", **{**cfg, "seg_heads": sw["seg_heads"], "rca": sw["rca"]})
+            head = create_detector("gamma_lite", **{**self.cfg, "seg_heads": sw["seg_heads"], "rca": sw["rca"]})
 
-            def fit(x: np.ndarray, y: np.ndarray, _g: str, head: GammaLite = head, use: bool = sw["manipulated"],
-                    seed: int = seed) -> dict[str, Any]:
+            def fit(x: np.ndarray, y: np.ndarray, _g: str, head: GammaLite = head,
+                    use: bool = sw["manipulated"]) -> dict[str, Any]:
                 src = label_targets(y, head.n_tokens)
                 if use:
                     x, y = np.concatenate([x, man_x]), np.concatenate([y, np.ones(len(man_x), dtype=int)])
@@ -131,27 +134,34 @@ def run_genuine_gamma(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2),
                 head.load_head_state(state)
                 return head.head_logits(feats)
 
-            res = logo(split, table, fit, score, f"{name} seed {seed}", progress)
+            res = logo(split, table, fit, score, f"{name} seed {seed}", self.progress)
             x_all, y_all = rows(table, split, split.train_idx)
             score_all = fit(x_all, y_all, "")
-            res.update(_image_level(split, table, head, score_all, val_feats, score))
-            res.update(_region_scores(head, val_feats, val_src))
-            runs[name].append({"seed": seed, **res})
-            timings[f"{name}_seed{seed}_s"] = round(time.monotonic() - t, 1)
             del x_all, y_all  # ~0.6 GB of training rows: not held while the next variant builds its own
-        # the seed's feature table (~0.8 GB of 4 x 4 token features) goes before the next seed's is built,
-        # or both are alive at once: the study's peak memory
-        del table
-    metrics = ("logo_mean_auc", "logo_min_auc", "edited_auc", "manipulated_val_auc", "region_auc", "region_iou")
-    table_out = {name: {m: interval([r.get(m) for r in rs]) for m in metrics} for name, rs in runs.items()}
-    return {"study": "gamma", "preset": "genuine", "model": "gamma_lite", "variants": VARIANTS,
-            "recipe": {"name": recipe_name, **recipe}, "model_config": model.config, "seeds": list(seeds),
-            "manipulated": {sp: {"n": len(v), "kinds": {k: sum(1 for s in v if s.extra["kind"] == k)
-                                                        for k in sorted({s.extra["kind"] for s in v})},
-                                 "mean_area": float(np.mean([s.extra["area"] for s in v])) if v else None}
-                            for sp, v in manip.items()},
-            "runs": runs, "table": table_out, "claims": _claims(table_out), "decode_errors": sorted(errors.items()),
-            "timings": {**timings, "total_s": round(time.monotonic() - t0, 1)}}
+            res.update(_image_level(split, table, head, score_all, self.val_feats, score))
+            res.update(_region_scores(head, self.val_feats, self.val_src))
+            out[name] = res
+            self.timed(f"{name}_seed{seed}_s", t)
+        return out
+
+    def claims(self, table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        return _claims(table)
+
+    def summary(self) -> dict[str, Any]:
+        manipulated = {sp: {"n": len(v), "kinds": {k: sum(1 for s in v if s.extra["kind"] == k)
+                                                   for k in sorted({s.extra["kind"] for s in v})},
+                            "mean_area": float(np.mean([s.extra["area"] for s in v])) if v else None}
+                       for sp, v in self.manip.items()}
+        return {"variants": VARIANTS, "model_config": self.detector.config, "manipulated": manipulated}
+
+
+def run_genuine_gamma(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "genuine",
+                      align: str = "jpeg", device: str = "cpu", cache_dir: Path | None = None, progress: bool = True,
+                      model_config: dict[str, Any] | None = None,
+                      probe_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    study = GammaStudy(load_split(data), out, Path(cache_dir) if cache_dir else out / "cache", recipe_name, align,
+                       device, progress, model_config, probe_config)
+    return run_study(study, seeds)
 
 
 def _image_level(split: GenuineSplit, table: Any, head: GammaLite, state: dict[str, Any], val_feats: list[np.ndarray],

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gendet.bench.ablations import AblationOptions, compare, interval, pick_recipe
+from gendet.bench.ablations import AblationOptions, compare, pick_recipe
 from gendet.bench.genuine_autoencoder import fit_genuine_autoencoder, training_photos
-from gendet.bench.genuine_study import GenuineSplit, feature_table, load_split, logo, probe_baseline
+from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, load_split, logo, run_study
 from gendet.data.decode import DecodeError
 from gendet.data.preprocess import ImageTransform, decode_for_model
 from gendet.models import create_detector
@@ -80,43 +80,40 @@ def reconstruction_error(model: HRRLite, split: GenuineSplit, n: int) -> dict[st
     return out
 
 
-def run_genuine_hrr(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "genuine",
-                    align: str = "jpeg", device: str = "cpu", cache_dir: Path | None = None, progress: bool = True,
-                    model_config: dict[str, Any] | None = None,
-                    probe_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    recipe = RECIPES[recipe_name]
-    cfg = {**recipe["config"], **(model_config or {})}
-    cache = Path(cache_dir) if cache_dir else out / "cache"
-    t0 = time.monotonic()
-    split = load_split(data)
-    ae = fit_genuine_autoencoder(training_photos(split.real_train()), cache, seed=0,
-                                 steps=recipe["ae_steps"], progress=progress)
-    names = [*BASE_VARIANTS, *(noisy_name(v, r) for v in NOISY for r in recipe["label_noise"]), "probe (baseline)"]
-    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in names}
-    timings: dict[str, float] = {}
-    full = create_detector("hrr_lite", **cfg)
-    full.adopt_autoencoder(ae.ae)
-    dim = full.backbone.feature_dim
-    recon = reconstruction_error(full, split, recipe["recon_n"])
-    errors: dict[str, str] = {}
-    for seed in seeds:
-        t = time.monotonic()
-        table, errors = feature_table(full, split, cache, seed, align, device, 0, progress)
-        timings[f"features_seed{seed}_s"] = round(time.monotonic() - t, 1)
-        runs["probe (baseline)"].append({"seed": seed, **probe_baseline(split, cache, seed, align, device, 0, progress,
-                                                                         probe_config)})
+class HRRStudy(GenuineStudy):
+    name, model = "hrr", "hrr_lite"
+    metrics = ("logo_mean_auc", "logo_min_auc", "n_kept")
+    recipes = RECIPES
+
+    def prepare(self) -> None:
+        self.cfg = {**self.recipe["config"], **self.model_config}
+        self.ae = fit_genuine_autoencoder(training_photos(self.split.real_train()), self.cache, seed=0,
+                                          steps=self.recipe["ae_steps"], progress=self.progress)
+        self.full = create_detector("hrr_lite", **self.cfg)
+        self.full.adopt_autoencoder(self.ae.ae)
+        self.recon = reconstruction_error(self.full, self.split, self.recipe["recon_n"])
+
+    def variant_names(self) -> list[str]:
+        return [*BASE_VARIANTS, *(noisy_name(v, r) for v in NOISY for r in self.recipe["label_noise"])]
+
+    def feature_model(self, seed: int) -> HRRLite:
+        return self.full
+
+    def run_seed(self, seed: int, table: Any, first: bool) -> dict[str, dict[str, Any]]:
+        dim = self.full.backbone.feature_dim
         jobs = [(name, v, 0.0) for name, v in BASE_VARIANTS.items()]
-        jobs += [(noisy_name(v, r), BASE_VARIANTS[v], r) for v in NOISY for r in recipe["label_noise"]]
+        jobs += [(noisy_name(v, r), BASE_VARIANTS[v], r) for v in NOISY for r in self.recipe["label_noise"]]
+        out: dict[str, dict[str, Any]] = {}
         for name, v, rate in jobs:
             t = time.monotonic()
             cols = dim * int(v["scales"])
-            head = create_detector("hrr_lite", **{**cfg, "scales": list(full.config["scales"])[:v["scales"]],
+            head = create_detector("hrr_lite", **{**self.cfg, "scales": list(self.full.config["scales"])[:v["scales"]],
                                                   "refine": v["refine"],
                                                   "refine_loss": v.get("refine_loss", "welsch")})
             kept: list[int] = []
 
             def fit(x: np.ndarray, y: np.ndarray, g: str, head: HRRLite = head, cols: int = cols,
-                    rate: float = rate, seed: int = seed, kept: list[int] = kept) -> dict[str, Any]:
+                    rate: float = rate, kept: list[int] = kept) -> dict[str, Any]:
                 y = flip_labels(y, rate, seed * 100003 + zlib.crc32(g.encode())) if rate else y
                 head.fit_head(x[:, :cols], y, seed=seed)
                 if "n_kept" in head.fit_info:
@@ -128,19 +125,29 @@ def run_genuine_hrr(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), r
                 head.load_head_state(state)
                 return head.head_logits(feats[..., :cols])
 
-            res = logo(split, table, fit, score, f"{name} seed {seed}", progress)
+            res = logo(self.split, table, fit, score, f"{name} seed {seed}", self.progress)
             res["n_kept"] = float(np.mean(kept)) if kept else None
-            runs[name].append({"seed": seed, **res})
-            timings[f"{name}_seed{seed}_s"] = round(time.monotonic() - t, 1)
-    metrics = ("logo_mean_auc", "logo_min_auc", "n_kept")
-    table_out = {name: {m: interval([r.get(m) for r in rs]) for m in metrics} for name, rs in runs.items()}
-    return {"study": "hrr", "preset": "genuine", "model": "hrr_lite", "variants": BASE_VARIANTS,
-            "recipe": {"name": recipe_name, **recipe}, "model_config": full.config, "seeds": list(seeds),
-            "reconstructor": {"what": "KL autoencoder (latent_flow family, 4x down) trained on the real training "
-                                      "photos (gendet.bench.genuine_autoencoder)", **ae.info,
-                              "val_reconstruction_error": recon},
-            "runs": runs, "table": table_out, "claims": _claims(table_out, recipe["label_noise"]),
-            "decode_errors": sorted(errors.items()), "timings": {**timings, "total_s": round(time.monotonic() - t0, 1)}}
+            out[name] = res
+            self.timed(f"{name}_seed{seed}_s", t)
+        return out
+
+    def claims(self, table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        return _claims(table, self.recipe["label_noise"])
+
+    def summary(self) -> dict[str, Any]:
+        return {"variants": BASE_VARIANTS, "model_config": self.full.config,
+                "reconstructor": {"what": "KL autoencoder (latent_flow family, 4x down) trained on the real training "
+                                          "photos (gendet.bench.genuine_autoencoder)", **self.ae.info,
+                                  "val_reconstruction_error": self.recon}}
+
+
+def run_genuine_hrr(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "genuine",
+                    align: str = "jpeg", device: str = "cpu", cache_dir: Path | None = None, progress: bool = True,
+                    model_config: dict[str, Any] | None = None,
+                    probe_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    study = HRRStudy(load_split(data), out, Path(cache_dir) if cache_dir else out / "cache", recipe_name, align,
+                     device, progress, model_config, probe_config)
+    return run_study(study, seeds)
 
 
 def _claims(table: dict[str, dict[str, dict[str, Any]]], noise: list[float]) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ probe baseline beside it, trained on the same views, cells and seeds.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from gendet.bench.ablations import interval
 from gendet.bench.genuine import EXCLUDED_GROUPS, read_genuine
 from gendet.bench.genuine_cells import FeatureTable, compute_table, make_views
 from gendet.data.sample import Sample
@@ -119,3 +121,82 @@ def probe_baseline(split: GenuineSplit, cache_dir: Path, seed: int, align: str, 
         return probe.head_logits(feats)
 
     return logo(split, table, fit, score, "probe", progress)
+
+
+PROBE_ROW = "probe (baseline)"
+
+
+class GenuineStudy:
+    """One ablation study on the genuine preset. A study says what it prepares once, which detector's features
+    each seed caches, what its variants measure on them, and which claims it checks; `run_study` does the
+    rest the same way for every study: the split, the seeds, the cached feature table per seed, the probe
+    baseline on the same views and cells, the mean ± 95% interval table and the result block."""
+
+    name: str = ""
+    model: str = ""  # the registered detector whose frozen features the cells read
+    metrics: tuple[str, ...] = ("logo_mean_auc", "logo_min_auc")
+    recipes: dict[str, dict[str, Any]] = {}
+
+    def __init__(self, split: GenuineSplit, out: Path, cache: Path, recipe_name: str = "genuine",
+                 align: str = "jpeg", device: str = "cpu", progress: bool = True,
+                 model_config: dict[str, Any] | None = None, probe_config: dict[str, Any] | None = None) -> None:
+        if recipe_name not in self.recipes:
+            raise ValueError(f"unknown --recipe {recipe_name!r} for the genuine {self.name} ablation; available: "
+                             f"{', '.join(self.recipes)}")
+        self.split, self.out, self.cache = split, out, cache
+        self.recipe_name, self.recipe = recipe_name, self.recipes[recipe_name]
+        self.align, self.device, self.progress = align, device, progress
+        self.model_config, self.probe_config = dict(model_config or {}), probe_config
+        self.timings: dict[str, float] = {}
+        self.errors: dict[str, str] = {}
+
+    def prepare(self) -> None:
+        """What every seed shares (an autoencoder, a manipulated set, ...), built or read from the cache."""
+
+    def variant_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def feature_model(self, seed: int) -> Any:
+        """The detector whose features this seed's table caches."""
+        raise NotImplementedError
+
+    def run_seed(self, seed: int, table: FeatureTable, first: bool) -> dict[str, dict[str, Any]]:
+        """Each variant's measurements for this seed (`first`: the first seed, e.g. to save samples)."""
+        raise NotImplementedError
+
+    def claims(self, table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        """The study's own keys of the result block (its variants, model config, what it prepared)."""
+        return {}
+
+    def timed(self, key: str, t0: float) -> None:
+        self.timings[key] = round(time.monotonic() - t0, 1)
+
+
+def run_study(study: GenuineStudy, seeds: Sequence[int]) -> dict[str, Any]:
+    """The study over `seeds`: its "ablation" block of results.json (table, claims, runs, timings, ...)."""
+    t0 = time.monotonic()
+    study.prepare()
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in [*study.variant_names(), PROBE_ROW]}
+    for k, seed in enumerate(seeds):
+        model = study.feature_model(seed)
+        t = time.monotonic()
+        table, errors = feature_table(model, study.split, study.cache, seed, study.align, study.device, 0,
+                                      study.progress)
+        study.errors.update(errors)
+        study.timed(f"features_seed{seed}_s", t)
+        t = time.monotonic()
+        runs[PROBE_ROW].append({"seed": seed, **probe_baseline(study.split, study.cache, seed, study.align,
+                                                              study.device, 0, study.progress, study.probe_config)})
+        study.timed(f"probe_seed{seed}_s", t)
+        for name, result in study.run_seed(seed, table, k == 0).items():
+            runs[name].append({"seed": seed, **result})
+        del table  # before the next seed's is built: two tables at once are a study's memory peak
+    table_out = {name: {m: interval([r.get(m) for r in rs]) for m in study.metrics} for name, rs in runs.items()}
+    return {"study": study.name, "preset": "genuine", "model": study.model,
+            "recipe": {"name": study.recipe_name, **study.recipe}, "seeds": list(seeds), **study.summary(),
+            "runs": runs, "table": table_out, "claims": study.claims(table_out),
+            "decode_errors": sorted(study.errors.items()),
+            "timings": {**study.timings, "total_s": round(time.monotonic() - t0, 1)}}

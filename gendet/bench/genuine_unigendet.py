@@ -22,16 +22,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from gendet.bench.ablations import AblationOptions, compare, interval, kid_claim, pick_recipe
+from gendet.bench.ablations import AblationOptions, compare, kid_claim, pick_recipe
 from gendet.bench.genuine_autoencoder import fit_genuine_autoencoder, training_photos
-from gendet.bench.genuine_study import (
-    GenuineSplit,
-    feature_table,
-    load_split,
-    logo,
-    probe_baseline,
-    rows,
-)
+from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, load_split, logo, rows, run_study
 from gendet.data.decode import DecodeError, decode_image
 from gendet.evaluation.fidelity import FeatureExtractor, InceptionExtractor, compute_features, kid
 from gendet.models import create_detector
@@ -70,40 +63,40 @@ def _model(ae: Any, config: dict[str, Any]) -> UniGenDetLite:
     return m
 
 
-def run_genuine_unigendet(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "genuine",
-                          align: str = "jpeg", device: str = "cpu", cache_dir: Path | None = None,
-                          progress: bool = True, extractor: FeatureExtractor | None = None,
-                          model_config: dict[str, Any] | None = None,
-                          probe_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """model_config / probe_config: overrides of unigendet_lite's and the probe's configs (small test models)."""
-    recipe = RECIPES[recipe_name]
-    cfg = {**(model_config or {}), "steps": recipe["steps"], "diga_steps": recipe["diga_steps"]}
-    cache = Path(cache_dir) if cache_dir else out / "cache"
-    t0 = time.monotonic()
-    split = load_split(data)
-    photos = training_photos(split.real_train())
-    ae = fit_genuine_autoencoder(photos, cache, seed=0, steps=recipe["ae_steps"], progress=progress)
-    extractor = extractor or InceptionExtractor()
-    real_feats = compute_features(real_val_images(split, recipe["fidelity_n"]), extractor, cache)
-    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in [*VARIANTS, "probe (baseline)"]}
-    timings: dict[str, float] = {}
-    for seed in seeds:
-        base = _model(ae, cfg)
-        t = time.monotonic()
-        table, errors = feature_table(base, split, cache, seed, align, device, 0, progress)
-        timings[f"features_seed{seed}_s"] = round(time.monotonic() - t, 1)
-        t = time.monotonic()
-        runs["probe (baseline)"].append({"seed": seed, **probe_baseline(split, cache, seed, align, device, 0,
-                                                                         progress, probe_config)})
-        timings[f"probe_seed{seed}_s"] = round(time.monotonic() - t, 1)
+class UniGenDetStudy(GenuineStudy):
+    name, model = "unigendet", "unigendet_lite"
+    metrics = ("logo_mean_auc", "logo_min_auc", "kid")
+    recipes = RECIPES
+
+    def __init__(self, *args: Any, extractor: FeatureExtractor | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cfg = {**self.model_config, "steps": self.recipe["steps"], "diga_steps": self.recipe["diga_steps"]}
+        self.extractor = extractor
+
+    def prepare(self) -> None:
+        photos = training_photos(self.split.real_train())
+        self.ae = fit_genuine_autoencoder(photos, self.cache, seed=0, steps=self.recipe["ae_steps"],
+                                          progress=self.progress)
+        self.extractor = self.extractor or InceptionExtractor()
+        self.real_feats = compute_features(real_val_images(self.split, self.recipe["fidelity_n"]), self.extractor,
+                                           self.cache)
+
+    def variant_names(self) -> list[str]:
+        return list(VARIANTS)
+
+    def feature_model(self, seed: int) -> UniGenDetLite:
+        return _model(self.ae, self.cfg)
+
+    def run_seed(self, seed: int, table: Any, first: bool) -> dict[str, dict[str, Any]]:
+        split, cfg = self.split, self.cfg
+        out: dict[str, dict[str, Any]] = {}
         x_all, y_all = rows(table, split, split.train_idx)
         stage1: dict[tuple[bool, bool], UniGenDetLite] = {}
         for smsa, gduf in ((True, True), (False, True), (True, False)):
             t = time.monotonic()
-            model = _model(ae, {**cfg, "smsa": smsa, "gduf": gduf})
+            model = _model(self.ae, {**cfg, "smsa": smsa, "gduf": gduf})
 
-            def fit(x: np.ndarray, y: np.ndarray, _g: str, model: UniGenDetLite = model,
-                    seed: int = seed) -> dict[str, Any]:
+            def fit(x: np.ndarray, y: np.ndarray, _g: str, model: UniGenDetLite = model) -> dict[str, Any]:
                 model.fit_head(x, y, seed=seed)
                 return model.head_state()
 
@@ -111,13 +104,13 @@ def run_genuine_unigendet(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1,
                 model.load_head_state(state)
                 return model.head_logits(feats)
 
-            det = logo(split, table, fit, score, f"smsa={int(smsa)} gduf={int(gduf)} seed {seed}", progress)
+            det = logo(split, table, fit, score, f"smsa={int(smsa)} gduf={int(gduf)} seed {seed}", self.progress)
             model.fit_head(x_all, y_all, seed=seed)  # the all-groups cell: stage 1 of the generator
             stage1[(smsa, gduf)] = model
-            timings[f"stage1_smsa{int(smsa)}_gduf{int(gduf)}_seed{seed}_s"] = round(time.monotonic() - t, 1)
+            self.timed(f"stage1_smsa{int(smsa)}_gduf{int(gduf)}_seed{seed}_s", t)
             for name, sw in VARIANTS.items():
                 if (sw["smsa"], sw["gduf"]) == (smsa, gduf):
-                    runs[name].append({"seed": seed, **det})
+                    out[name] = dict(det)
         vis, z = stage1[(True, True)].split(torch.from_numpy(x_all[y_all == 0]))
         for name, sw in VARIANTS.items():
             t = time.monotonic()
@@ -126,23 +119,34 @@ def run_genuine_unigendet(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1,
                 student = teacher.frozen_copy()
             else:  # the separately trained generator: from scratch, flow loss alone, GDUF's steps and rows
                 torch.manual_seed(seed)
-                student = _model(ae, {**cfg, "gduf": False})
+                student = _model(self.ae, {**cfg, "gduf": False})
                 student.fit_generator(z, seed=seed, steps=int(cfg["steps"]), batch=student.generation_batch())
             student.fit_generator(z, seed=seed + 1000, teacher=teacher if sw["diga"] else None, real_vision=vis)
-            fake = student.generate(recipe["fidelity_n"], seed=seed)
-            k = kid(real_feats, compute_features(fake, extractor, cache, use_cache=False), seed=seed)
-            run = next(r for r in runs[name] if r["seed"] == seed)
-            run.update(kid=k["kid"], kid_std=k["kid_std"])
-            if seed == seeds[0]:
-                run["samples"] = _save_grid(fake[:32], out / f"samples-{name.replace('/', '').replace(' ', '_')}.png")
-            timings[f"stage2_{name}_seed{seed}_s"] = round(time.monotonic() - t, 1)
-    metrics = ("logo_mean_auc", "logo_min_auc", "kid")
-    table_out = {name: {m: interval([r.get(m) for r in rs]) for m in metrics} for name, rs in runs.items()}
-    return {"study": "unigendet", "preset": "genuine", "model": "unigendet_lite", "variants": VARIANTS,
-            "recipe": {"name": recipe_name, **recipe}, "model_config": cfg, "seeds": list(seeds),
-            "autoencoder": ae.info, "runs": runs, "table": table_out, "claims": _claims(table_out),
-            "decode_errors": sorted(errors.items()) if seeds else [],
-            "timings": {**timings, "total_s": round(time.monotonic() - t0, 1)}}
+            fake = student.generate(self.recipe["fidelity_n"], seed=seed)
+            k = kid(self.real_feats, compute_features(fake, self.extractor, self.cache, use_cache=False), seed=seed)
+            out[name].update(kid=k["kid"], kid_std=k["kid_std"])
+            if first:
+                grid = self.out / f"samples-{name.replace('/', '').replace(' ', '_')}.png"
+                out[name]["samples"] = _save_grid(fake[:32], grid)
+            self.timed(f"stage2_{name}_seed{seed}_s", t)
+        return out
+
+    def claims(self, table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        return _claims(table)
+
+    def summary(self) -> dict[str, Any]:
+        return {"variants": VARIANTS, "model_config": self.cfg, "autoencoder": self.ae.info}
+
+
+def run_genuine_unigendet(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "genuine",
+                          align: str = "jpeg", device: str = "cpu", cache_dir: Path | None = None,
+                          progress: bool = True, extractor: FeatureExtractor | None = None,
+                          model_config: dict[str, Any] | None = None,
+                          probe_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """model_config / probe_config: overrides of unigendet_lite's and the probe's configs (small test models)."""
+    study = UniGenDetStudy(load_split(data), out, Path(cache_dir) if cache_dir else out / "cache", recipe_name, align,
+                           device, progress, model_config, probe_config, extractor=extractor)
+    return run_study(study, seeds)
 
 
 def _save_grid(images: torch.Tensor, path: Path) -> str:
