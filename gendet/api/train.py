@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gendet.api.model import Model, load
+from gendet.data.preprocess import DEFAULT_JPEG_QUALITY
 from gendet.models import create_detector
 from gendet.models.base import Detector
 from gendet.models.checkpoint import save_checkpoint
@@ -48,9 +49,10 @@ class TrainResult:
         return load(self.checkpoint, **options)
 
 
-def fit_head_run(detector: Detector, data: TrainingData, out: Path, *, align: str = "jpeg", jpeg_quality: int = 85,
-                 seed: int = 0, threshold: str = "fixed", target_fpr: float = 0.02, device: str = "cpu",
-                 workers: int = 0, cache_dir: str | os.PathLike | None = None, progress: bool = False,
+def fit_head_run(detector: Detector, data: TrainingData, out: Path, *, align: str = "jpeg",
+                 jpeg_quality: int = DEFAULT_JPEG_QUALITY, seed: int = 0, threshold: str = "fixed",
+                 target_fpr: float = 0.02, device: str = "cpu", workers: int = 0,
+                 cache_dir: str | os.PathLike | None = None, progress: bool = False,
                  record: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """The head solver on `data`, the checkpoint written to `out` (an old run there removed only once the fit
     succeeded, with `overwrite`); returns what its config.json records."""
