@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gendet.bench.ablations import AblationOptions, compare, pick_recipe
+from gendet.bench.ablations import AblationOptions, compare
 from gendet.bench.genuine_cells import compute_table, make_views
 from gendet.bench.genuine_manipulated import build_genuine_manipulated
-from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, auc, load_split, logo, rows, run_study
+from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, auc, logo, rows, run_study, study_options
 from gendet.data.manipulations.codes import SOURCE_NAMES, decode_source_map
 from gendet.data.preprocess import Preprocess, apply_plan, plan_crop_grid
 from gendet.data.sample import Sample
@@ -155,13 +155,9 @@ class GammaStudy(GenuineStudy):
         return {"variants": VARIANTS, "model_config": self.detector.config, "manipulated": manipulated}
 
 
-def run_genuine_gamma(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "genuine",
-                      align: str = "jpeg", device: str = "cpu", cache_dir: Path | None = None, progress: bool = True,
-                      model_config: dict[str, Any] | None = None,
-                      probe_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    study = GammaStudy(load_split(data), out, Path(cache_dir) if cache_dir else out / "cache", recipe_name, align,
-                       device, progress, model_config, probe_config)
-    return run_study(study, seeds)
+def run_genuine_gamma(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), **options: Any) -> dict[str, Any]:
+    """The study over `seeds`; options as for GenuineStudy.open."""
+    return run_study(GammaStudy.open(data, out, **options), seeds)
 
 
 def _image_level(split: GenuineSplit, table: Any, head: GammaLite, state: dict[str, Any], val_feats: list[np.ndarray],
@@ -196,6 +192,4 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
 
 
 def run_from_options(data: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    recipe = pick_recipe(options, RECIPES, "genuine", "genuine gamma")
-    return run_genuine_gamma(data, out, options.seeds, recipe, options.align, options.device, options.cache_dir,
-                             options.progress)
+    return run_genuine_gamma(data, out, options.seeds, **study_options(options))

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gendet.bench.ablations import AblationOptions, compare, pick_recipe
+from gendet.bench.ablations import AblationOptions, compare
 from gendet.bench.genuine_autoencoder import fit_genuine_autoencoder, training_photos
-from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, load_split, logo, run_study
+from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, logo, run_study, study_options
 from gendet.data.decode import DecodeError
 from gendet.data.preprocess import ImageTransform, decode_for_model
 from gendet.models import create_detector
@@ -141,13 +141,9 @@ class HRRStudy(GenuineStudy):
                                   "val_reconstruction_error": self.recon}}
 
 
-def run_genuine_hrr(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "genuine",
-                    align: str = "jpeg", device: str = "cpu", cache_dir: Path | None = None, progress: bool = True,
-                    model_config: dict[str, Any] | None = None,
-                    probe_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    study = HRRStudy(load_split(data), out, Path(cache_dir) if cache_dir else out / "cache", recipe_name, align,
-                     device, progress, model_config, probe_config)
-    return run_study(study, seeds)
+def run_genuine_hrr(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), **options: Any) -> dict[str, Any]:
+    """The study over `seeds`; options as for GenuineStudy.open."""
+    return run_study(HRRStudy.open(data, out, **options), seeds)
 
 
 def _claims(table: dict[str, dict[str, dict[str, Any]]], noise: list[float]) -> dict[str, dict[str, Any]]:
@@ -166,6 +162,4 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]], noise: list[float]) -> 
 
 
 def run_from_options(data: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    recipe = pick_recipe(options, RECIPES, "genuine", "genuine hrr")
-    return run_genuine_hrr(data, out, options.seeds, recipe, options.align, options.device, options.cache_dir,
-                           options.progress)
+    return run_genuine_hrr(data, out, options.seeds, **study_options(options))

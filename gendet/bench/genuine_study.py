@@ -174,6 +174,21 @@ class GenuineStudy:
     def timed(self, key: str, t0: float) -> None:
         self.timings[key] = round(time.monotonic() - t0, 1)
 
+    @classmethod
+    def open(cls, data: Path, out: Path, recipe_name: str = "genuine", align: str = "jpeg", device: str = "cpu",
+             cache_dir: Path | None = None, progress: bool = True, model_config: dict[str, Any] | None = None,
+             probe_config: dict[str, Any] | None = None, **extra: Any) -> GenuineStudy:
+        """The study on manifest `data`, writing to `out` (cache: `cache_dir`, else `out/cache`); model_config /
+        probe_config override the studied detector's and the probe's configs (small test models)."""
+        return cls(load_split(data), out, Path(cache_dir) if cache_dir else out / "cache", recipe_name, align, device,
+                   progress, model_config, probe_config, **extra)
+
+
+def study_options(options: Any) -> dict[str, Any]:
+    """`gendet bench --ablation`'s AblationOptions as GenuineStudy.open's keywords (recipe default "genuine")."""
+    return {"recipe_name": options.recipe or "genuine", "align": options.align, "device": options.device,
+            "cache_dir": options.cache_dir, "progress": options.progress}
+
 
 def run_study(study: GenuineStudy, seeds: Sequence[int]) -> dict[str, Any]:
     """The study over `seeds`: its "ablation" block of results.json (table, claims, runs, timings, ...)."""

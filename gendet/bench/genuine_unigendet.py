@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from gendet.bench.ablations import AblationOptions, compare, kid_claim, pick_recipe
+from gendet.bench.ablations import AblationOptions, compare, kid_claim
 from gendet.bench.genuine_autoencoder import fit_genuine_autoencoder, training_photos
-from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, load_split, logo, rows, run_study
+from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, logo, rows, run_study, study_options
 from gendet.data.decode import DecodeError, decode_image
 from gendet.evaluation.fidelity import FeatureExtractor, InceptionExtractor, compute_features, kid
 from gendet.models import create_detector
@@ -138,15 +138,9 @@ class UniGenDetStudy(GenuineStudy):
         return {"variants": VARIANTS, "model_config": self.cfg, "autoencoder": self.ae.info}
 
 
-def run_genuine_unigendet(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "genuine",
-                          align: str = "jpeg", device: str = "cpu", cache_dir: Path | None = None,
-                          progress: bool = True, extractor: FeatureExtractor | None = None,
-                          model_config: dict[str, Any] | None = None,
-                          probe_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """model_config / probe_config: overrides of unigendet_lite's and the probe's configs (small test models)."""
-    study = UniGenDetStudy(load_split(data), out, Path(cache_dir) if cache_dir else out / "cache", recipe_name, align,
-                           device, progress, model_config, probe_config, extractor=extractor)
-    return run_study(study, seeds)
+def run_genuine_unigendet(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), **options: Any) -> dict[str, Any]:
+    """The study over `seeds`; options as for GenuineStudy.open (and extractor: KID's feature extractor)."""
+    return run_study(UniGenDetStudy.open(data, out, **options), seeds)
 
 
 def _save_grid(images: torch.Tensor, path: Path) -> str:
@@ -171,6 +165,4 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
 
 
 def run_from_options(data: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    recipe = pick_recipe(options, RECIPES, "genuine", "genuine unigendet")
-    return run_genuine_unigendet(data, out, options.seeds, recipe, options.align, options.device, options.cache_dir,
-                                 options.progress)
+    return run_genuine_unigendet(data, out, options.seeds, **study_options(options))

@@ -85,10 +85,10 @@ class OptimizerStep:
             self.ema.update_parameters(self.ema_of)
 
     def state_dict(self) -> dict[str, Any]:
-        """Keys "optimizer", "scheduler", and "scaler" / "ema" when kept (the names both resume files use)."""
-        state: dict[str, Any] = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
-        if self.scaler is not None:
-            state["scaler"] = self.scaler.state_dict()
+        """Keys "optimizer", "scheduler", "scaler" (None without fp16) and "ema" when kept (the names both resume
+        files use)."""
+        state: dict[str, Any] = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                                 "scaler": None if self.scaler is None else self.scaler.state_dict()}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         return state

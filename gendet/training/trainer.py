@@ -222,7 +222,6 @@ class _Run:
             "config": asdict(self.cfg),
             "fingerprint": self.fingerprint,
             "model": _cpu_state(self.detector),
-            "scaler": None,
             **self.opt.state_dict(),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
