@@ -5,9 +5,10 @@
 
 Each entry is the sha256 of what a run produces (weights; results without timings, paths or commands) plus a
 few of its numbers, so a difference shows where. Runs: the epoch trainer (tiny_cnn), UniGenDet's GDUF then
-DIGA stage (small model), the genuine benchmark (a small probe), and the UniGenDet, GAMMA and HRR studies on
-the genuine preset (smoke recipe, two seeds). The data can be any GenImage-layout folder and genuine-style
-manifest (e.g. the test suite's synthetic ones: tests/conftest.py make_genimage_tree, make_genuine_manifest).
+DIGA stage (small model), the genuine benchmark (a small probe), the UniGenDet, GAMMA and HRR studies on
+the genuine preset (smoke recipe, two seeds) and, with --tiny-base, on the tiny preset (one seed). The data can
+be any GenImage-layout folder and genuine-style manifest (e.g. the test suite's synthetic ones:
+tests/conftest.py make_genimage_tree, make_genuine_manifest; tests/data/manipulations/helpers.py make_base_root).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any
 
 import torch
 
-VOLATILE = {"timings", "seconds", "seconds_per_epoch", "command", "total_s", "data_root", "manifest", "elapsed_s",
-            "checkpoint", "out_dir", "files", "git_commit", "gendet_version", "samples", "cache"}
+VOLATILE = {"timings", "seconds", "seconds_per_epoch", "seconds_train", "seconds_eval", "command", "total_s",
+            "data_root", "manifest", "elapsed_s", "checkpoint", "out_dir", "files", "git_commit", "gendet_version",
+            "samples", "cache"}
 
 
 def _clean(obj: Any) -> Any:
@@ -119,11 +121,39 @@ def genuine_gamma_hrr(manifest: Path, tmp: Path) -> dict[str, Any]:
     return out
 
 
+def tiny_studies(data: Path, base: Path, tmp: Path) -> dict[str, Any]:
+    """The three studies on the tiny preset (the tests' small models and 1-2 step schedules, one seed)."""
+    from gendet.bench.ablation import run_ablation
+    from gendet.bench.gamma_ablation import run_gamma_ablation
+    from gendet.bench.hrr_ablation import run_ablation as run_hrr_ablation
+    from gendet.evaluation.fidelity import get_extractor
+    from gendet.models.gamma import GammaDetector
+
+    out: dict[str, Any] = {}
+    u = run_ablation(data, tmp / "t-unigendet", seeds=(0,), train_subset="gen_a", fidelity_n=6, progress=False,
+                     extractor=get_extractor("tiny"),
+                     model_config={"image_size": 32, "hidden": 32, "depth": 2, "heads": 2, "vision_patch": 8},
+                     recipe={"gduf_steps": 2, "diga_steps": 1, "lr": 1e-3, "det_batch": 4}, cache_dir=tmp / "t-c")
+    g = run_gamma_ablation(base, tmp / "t-gamma", seeds=(0,), model_config=GammaDetector.small_config,
+                           recipe={"epochs": 1, "batch_size": 8, "lr": 1e-3, "warmup": 0.0, "weight_decay": 0.0,
+                                   "max_steps": 2}, progress=False, manipulated_root=tmp / "t-manip")
+    h = run_hrr_ablation(data, tmp / "t-hrr", seeds=(0,), recipe_name="test", train_subset="gen_a", progress=False,
+                         recipe={"epochs": 1, "batch_size": 8, "lr": 1e-3, "t": 0.15, "steps": 1, "test_sizes": [24],
+                                 "label_noise": [0.2], "degradations": ["jpeg_30"], "max_per_class": None},
+                         model_config={"image_size": 32, "width": 4, "channels": 8})
+    for name, r in (("unigendet", u), ("gamma", g), ("hrr", h)):
+        out[name] = {"table": _sha(r["table"]), "claims": _sha(r["claims"]), "runs": _sha(r["runs"])}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="a GenImage-layout folder")
     ap.add_argument("--manifest", type=Path, required=True, help="a genuine-style manifest")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--tiny-base", type=Path, default=None,
+                    help="a built tiny-benchmark root (manifest.json) for the tiny-preset studies; without it they are "
+                         "skipped (tests/data/manipulations/helpers.py make_base_root makes one)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="gendet_digest_") as t:
@@ -132,6 +162,8 @@ def main() -> None:
                   "genuine_bench": genuine_bench(args.manifest, tmp),
                   "genuine_unigendet": genuine_unigendet(args.manifest, tmp),
                   "genuine_gamma_hrr": genuine_gamma_hrr(args.manifest, tmp)}
+        if args.tiny_base is not None:
+            digest["tiny_studies"] = tiny_studies(args.data, args.tiny_base, tmp)
     args.out.write_text(json.dumps(digest, indent=2))
     print(json.dumps(digest, indent=2))
 

@@ -14,8 +14,6 @@ directory, reused when its config matches, so an interrupted ablation resumes.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -24,15 +22,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from gendet.bench.ablations import AblationOptions, compare, interval, kid_claim, pick_recipe
+from gendet.bench.study import compare, kid_claim, run_study, save_sample_grid, slug
+from gendet.bench.tiny_study import TinyStudy, cross_generator_row, finished
 from gendet.data.decode import decode_image
-from gendet.data.layouts import list_subsets, read_samples, split_holdout
 from gendet.data.sample import Sample
 from gendet.evaluation.fidelity import FeatureExtractor, InceptionExtractor, compute_features, kid
 from gendet.evaluation.protocol import evaluate
-from gendet.models.checkpoint import CONFIG_FILE, load_checkpoint
+from gendet.models.checkpoint import load_checkpoint
 from gendet.models.unigendet import UniGenDet
 from gendet.models.unigendet.build import RECIPES, build_unigendet
+from gendet.report import plots
+from gendet.report.builder import ReportBuilder
 from gendet.training.state import seed_everything
 from gendet.training.unified import UnifiedConfig, train_unified
 
@@ -42,8 +42,6 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "w/o GDUF": {"smsa": True, "gduf": False, "diga": True},
     "w/o DIGA": {"smsa": True, "gduf": True, "diga": False},
 }
-
-
 _NOT_IN_KEY = ("progress", "save_every_steps", "workers")
 
 
@@ -55,61 +53,8 @@ def _key_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _run_or_reuse(out: Path, key: dict[str, Any], train: Callable[[], None]) -> tuple[UniGenDet, dict[str, Any]]:
-    cfg_path = out / CONFIG_FILE
-    if cfg_path.is_file():
-        stored = json.loads(cfg_path.read_text()).get("ablation_key") or {}
-        if {**stored, "config": _key_config(stored.get("config", {}))} == key:
-            return load_checkpoint(out)
-    train()
-    return load_checkpoint(out)
-
-
-def _stage1(root: Path, train: list[Sample], val: list[Sample], pp_align: str, smsa: bool, gduf: bool, seed: int,
-            recipe: dict[str, Any], device: str, progress: bool, model_config: dict[str, Any]) -> dict[str, UniGenDet]:
-    """Stage-1 models: {"detector": ..., "generator": ...} (the same model when gduf)."""
-    base = UnifiedConfig(stage="gduf", steps=recipe["gduf_steps"], det_batch=recipe["det_batch"], lr=recipe["lr"],
-                         seed=seed, device=device, progress=progress, save_every_steps=0)
-    parts = {"joint": base} if gduf else {
-        "detector": replace(base, train_generation=False),
-        "generator": replace(base, train_detection=False),
-    }
-    models: dict[str, UniGenDet] = {}
-    for part, cfg in parts.items():
-        out = root / f"stage1-smsa{int(smsa)}-{part}" / f"seed{seed}"
-        key = {"config": _key_config(asdict(cfg)), "smsa": smsa, "part": part, "model": model_config}
-
-        def fit(cfg: UnifiedConfig = cfg, out: Path = out, key: dict[str, Any] = key) -> None:
-            seed_everything(seed)
-            model = build_unigendet({**model_config, "smsa": smsa}, train)
-            train_unified(model, train, val, model.preprocess(pp_align), cfg, out,
-                          extra_config={"ablation_key": key})
-
-        models[part], _ = _run_or_reuse(out, key, fit)
-    if gduf:
-        return {"detector": models["joint"], "generator": models["joint"]}
-    return models
-
-
-def _stage2(root: Path, name: str, stage1: dict[str, UniGenDet], train: list[Sample], val: list[Sample],
-            pp_align: str, smsa: bool, gduf: bool, diga: bool, seed: int, recipe: dict[str, Any], device: str,
-            progress: bool) -> UniGenDet:
-    cfg = UnifiedConfig(stage="diga", steps=recipe["diga_steps"], det_batch=recipe["det_batch"], lr=recipe["lr"],
-                        w_align=0.5 if diga else 0.0, seed=seed, device=device, progress=progress,
-                        save_every_steps=0, train_detection=False)
-    out = root / f"stage2-smsa{int(smsa)}-gduf{int(gduf)}-diga{int(diga)}" / f"seed{seed}"
-    # stage 1's recipe and model are part of the key: a retrained stage 1 invalidates stage 2
-    key = {"config": _key_config(asdict(cfg)), "variant": name, "recipe": recipe,
-           "model": dict(stage1["generator"].config)}
-
-    def fit() -> None:
-        student = stage1["generator"].frozen_copy()  # a trainable copy; the stage-1 model stays intact
-        teacher = stage1["detector"].frozen_copy()
-        train_unified(student, train, val, student.preprocess(pp_align), cfg, out, teacher=teacher,
-                      extra_config={"ablation_key": key})
-
-    model, _ = _run_or_reuse(out, key, fit)
-    return model
+def _stored_key(stored: dict[str, Any]) -> dict[str, Any]:
+    return {**stored, "config": _key_config(stored.get("config", {}))}
 
 
 def real_reference(root: Path, subset: str, n: int, size: int) -> torch.Tensor:
@@ -134,76 +79,117 @@ def _save_grid(images: torch.Tensor, path: Path) -> str:
     return str(path)
 
 
-def run_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "ablation",
-                 train_subset: str = "latent_flow", align: str = "jpeg", fidelity_n: int = 100, device: str = "cpu",
-                 cache_dir: Path | None = None, progress: bool = True,
-                 extractor: FeatureExtractor | None = None, model_config: dict[str, Any] | None = None,
-                 recipe: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train and measure every variant for every seed; returns the ablation block of results.json.
+class UniGenDetTinyStudy(TinyStudy):
+    name, title = "unigendet", "UniGenDet ablation"
+    metrics = ("auc_mean", "auc_unseen", "acc_mean", "acc_unseen", "kid")  # headline first
+    recipes, default_recipe = RECIPES, "ablation"
+    # measured without photo groups: the hold-out only feeds the training log (fixed steps, threshold 0.5)
+    photo_groups = False
+    protocol = ("Variants differ only by their switches: SMSA (latent tokens in detection), GDUF (one model trained "
+                "jointly vs a detector and a generator trained separately, same steps), DIGA (stage 2 with the "
+                "alignment loss vs the flow loss alone, same steps). Detection: accuracy (threshold 0.5) and AUC on "
+                "every subset's val split, mean over subsets and over unseen subsets only. Generation: KID of the "
+                "samples against val real crops (Inception features; lower is better). Mean ± 95% t-interval over "
+                "seeds.")
 
-    model_config: UniGenDet config overrides shared by all variants; recipe: steps/lr/batch instead of
-    RECIPES[recipe_name] (both for small test runs)."""
-    recipe = dict(recipe or RECIPES[recipe_name])
-    model_config = dict(model_config or {})
-    samples = read_samples(data_root, layout="genimage")
-    subsets = list_subsets(samples)
-    if train_subset not in subsets:
-        raise ValueError(f"train subset {train_subset!r} not in the data ({', '.join(subsets)})")
-    test = [s for s in samples if s.split == "val"]
-    size = int(UniGenDet(**model_config).config["image_size"]) if model_config else 64
-    real = real_reference(data_root, train_subset, fidelity_n, size)
-    extractor = extractor or InceptionExtractor()
-    real_feats = compute_features(real, extractor, cache_dir)
-    rows: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
-    grids: dict[str, str] = {}
-    for seed in seeds:
-        pool = [s for s in samples if s.generator == train_subset and s.split == "train"]
-        train, val = split_holdout(pool, 0.1, seed)
+    def __init__(self, *args: Any, fidelity_n: int = 100, extractor: FeatureExtractor | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fidelity_n, self.extractor = fidelity_n, extractor
+
+    def prepare(self) -> None:
+        self.samples = self.load_samples()
+        self.test = [s for s in self.samples if s.split == "val"]
+        size = int(UniGenDet(**self.model_config).config["image_size"]) if self.model_config else 64
+        self.extractor = self.extractor or InceptionExtractor()
+        self.real_feats = compute_features(real_reference(self.data_root, self.train_subset, self.fidelity_n, size),
+                                           self.extractor, self.cache_dir)
+
+    def variant_names(self) -> list[str]:
+        return list(VARIANTS)
+
+    def _stage1(self, train: list[Sample], val: list[Sample], smsa: bool, gduf: bool,
+                seed: int) -> dict[str, UniGenDet]:
+        """Stage-1 models: {"detector": ..., "generator": ...} (the same model when gduf)."""
+        r = self.recipe
+        base = UnifiedConfig(stage="gduf", steps=r["gduf_steps"], det_batch=r["det_batch"], lr=r["lr"], seed=seed,
+                             device=self.device, progress=self.progress, save_every_steps=0)
+        parts = {"joint": base} if gduf else {"detector": replace(base, train_generation=False),
+                                              "generator": replace(base, train_detection=False)}
+        models: dict[str, UniGenDet] = {}
+        for part, cfg in parts.items():
+            out = self.out / f"stage1-smsa{int(smsa)}-{part}" / f"seed{seed}"
+            key = {"config": _key_config(asdict(cfg)), "smsa": smsa, "part": part, "model": self.model_config}
+            if not finished(out, key, _stored_key):
+                seed_everything(seed)
+                model = build_unigendet({**self.model_config, "smsa": smsa}, train)
+                train_unified(model, train, val, model.preprocess(self.align), cfg, out,
+                              extra_config={"ablation_key": key})
+            models[part] = load_checkpoint(out)[0]
+        return {"detector": models["joint"], "generator": models["joint"]} if gduf else models
+
+    def _stage2(self, name: str, stage1: dict[str, UniGenDet], train: list[Sample], val: list[Sample],
+                sw: dict[str, bool], seed: int) -> UniGenDet:
+        r = self.recipe
+        cfg = UnifiedConfig(stage="diga", steps=r["diga_steps"], det_batch=r["det_batch"], lr=r["lr"],
+                            w_align=0.5 if sw["diga"] else 0.0, seed=seed, device=self.device, progress=self.progress,
+                            save_every_steps=0, train_detection=False)
+        out = self.out / f"stage2-smsa{int(sw['smsa'])}-gduf{int(sw['gduf'])}-diga{int(sw['diga'])}" / f"seed{seed}"
+        # stage 1's recipe and model are part of the key: a retrained stage 1 invalidates stage 2
+        key = {"config": _key_config(asdict(cfg)), "variant": name, "recipe": r,
+               "model": dict(stage1["generator"].config)}
+        if not finished(out, key, _stored_key):
+            student = stage1["generator"].frozen_copy()  # a trainable copy; the stage-1 model stays intact
+            teacher = stage1["detector"].frozen_copy()
+            train_unified(student, train, val, student.preprocess(self.align), cfg, out, teacher=teacher,
+                          extra_config={"ablation_key": key})
+        return load_checkpoint(out)[0]
+
+    def run_seed(self, seed: int, first: bool) -> dict[str, dict[str, Any]]:
+        pool = [s for s in self.samples if s.generator == self.train_subset and s.split == "train"]
+        train, val = self.holdout(pool, seed)
+        rows: dict[str, dict[str, Any]] = {}
         for name, sw in VARIANTS.items():
-            s1 = _stage1(out, train, val, align, sw["smsa"], sw["gduf"], seed, recipe, device, progress, model_config)
-            final = _stage2(out, name, s1, train, val, align, sw["smsa"], sw["gduf"], sw["diga"], seed, recipe,
-                            device, progress)
+            s1 = self._stage1(train, val, sw["smsa"], sw["gduf"], seed)
+            final = self._stage2(name, s1, train, val, sw, seed)
             detector = s1["detector"] if not sw["gduf"] else final
-            cross, _ = evaluate(detector, test, detector.preprocess(align), 0.5, "fixed", batch_size=128,
-                                device=device, seed=seed)
-            per = cross.get("subsets", {})
-            others = [g for g in per if g != train_subset]
-            fake = final.generate(fidelity_n, seed=seed)
-            if seed == seeds[0]:
-                grids[name] = _save_grid(fake[:32], out / f"samples-{_slug(name)}-seed{seed}.png")
-            k = kid(real_feats, compute_features(fake, extractor, cache_dir, use_cache=False), seed=seed)
-            rows[name].append({
-                "seed": seed, "acc_mean": float(np.mean([per[g]["acc"] for g in per])),
-                "auc_mean": float(np.mean([per[g]["auc"] for g in per])),
-                "acc_unseen": float(np.mean([per[g]["acc"] for g in others])) if others else None,
-                "auc_unseen": float(np.mean([per[g]["auc"] for g in others])) if others else None,
-                "per_subset": {g: {"acc": per[g]["acc"], "auc": per[g]["auc"]} for g in per},
-                "kid": k["kid"], "kid_std": k["kid_std"],
-            })
-    table = {name: {m: interval([r[m] for r in rs]) for m in ("acc_mean", "auc_mean", "acc_unseen", "auc_unseen",
-                                                              "kid")}
-             for name, rs in rows.items()}
-    has_text = any(s.explanation for s in samples)
-    return {"variants": VARIANTS, "recipe": {"name": recipe_name, **recipe}, "model_config": model_config,
-            "text_term": "on" if has_text else "absent: the data have no explanation texts, so GDUF's loss is "
-                                               "0.2 CE_cls + 1.0 MSE_flow",
-            "train_subset": train_subset, "sample_grids": grids,
-            "seeds": list(seeds), "fidelity_n": fidelity_n, "runs": rows, "table": table,
-            "claims": _claims(table)}
+            cross, _ = evaluate(detector, self.test, detector.preprocess(self.align), 0.5, "fixed", batch_size=128,
+                                device=self.device, seed=seed)
+            fake = final.generate(self.fidelity_n, seed=seed)
+            k = kid(self.real_feats, compute_features(fake, self.extractor, self.cache_dir, use_cache=False),
+                    seed=seed)
+            rows[name] = {**cross_generator_row(cross.get("subsets", {}), self.train_subset), "kid": k["kid"],
+                          "kid_std": k["kid_std"]}
+            if first:
+                rows[name]["samples"] = save_sample_grid(fake[:32], self.out / f"samples-{slug(name)}-seed{seed}.png")
+        return rows
+
+    def claims(self, table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        """The paper's claims, scaled down, checked on the means over seeds (reported whether or not they hold)."""
+        return {"SMSA improves cross-generator detection (AUC) over vision-only": compare(table, "full", "w/o SMSA",
+                                                                                          "auc_mean"),
+                "GDUF's joint detector beats the separately trained one (AUC)": compare(table, "full", "w/o GDUF",
+                                                                                       "auc_mean"),
+                "DIGA lowers KID by >= 10% relative vs GDUF alone": kid_claim(table, "full", "w/o DIGA")}
+
+    def summary(self) -> dict[str, Any]:
+        has_text = any(s.explanation for s in self.samples)
+        return {"variants": VARIANTS, "model_config": self.model_config, "train_subset": self.train_subset,
+                "fidelity_n": self.fidelity_n,
+                "text_term": "on" if has_text else "absent: the data have no explanation texts, so GDUF's loss is "
+                                                   "0.2 CE_cls + 1.0 MSE_flow"}
+
+    @classmethod
+    def report_sections(cls, rb: ReportBuilder, ab: dict[str, Any], out_dir: Path) -> None:
+        rb.add_note(f"GDUF text term: {ab['text_term']}.")
+        kids = {v: t["kid"]["mean"] for v, t in ab["table"].items()}
+        top = max([k for k in kids.values() if k is not None] or [1.0])
+        rb.add_figure(plots.grouped_bars(kids, title="Generation", ylabel="KID", ylim=(0.0, 1.2 * top)),
+                      caption=f"KID of {ab['fidelity_n']} samples per variant (lower is better)")
 
 
-def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """The paper's claims, scaled down, checked on the means over seeds (reported whether or not they hold)."""
-    out = {"SMSA improves cross-generator detection (AUC) over vision-only": compare(table, "full", "w/o SMSA",
-                                                                                      "auc_mean"),
-           "GDUF's joint detector beats the separately trained one (AUC)": compare(table, "full", "w/o GDUF",
-                                                                                   "auc_mean")}
-    out["DIGA lowers KID by >= 10% relative vs GDUF alone"] = kid_claim(table, "full", "w/o DIGA")
-    return out
-
-
-def run_from_options(data_root: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    """`gendet bench --ablation unigendet`: the options shared by every study, mapped to run_ablation."""
-    recipe = pick_recipe(options, RECIPES, "ablation", "unigendet")
-    return run_ablation(data_root, out, options.seeds, recipe, options.train_subset, options.align,
-                        device=options.device, cache_dir=options.cache_dir, progress=options.progress)
+def run_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str | None = None,
+                 train_subset: str = "latent_flow", **options: Any) -> dict[str, Any]:
+    """Train and measure every variant for every seed; returns the ablation block of results.json. Options as
+    for UniGenDetTinyStudy (model_config / recipe: small test models and schedules)."""
+    return run_study(UniGenDetTinyStudy(data_root, out, recipe_name, train_subset, **options), seeds)

@@ -216,6 +216,18 @@ def build_bench_data(
     return info
 
 
+def describe_user_data(root: Path) -> dict[str, Any]:
+    """Counts per subset/split/class of a user's GenImage root, in the builder's manifest shape."""
+    samples = read_samples(root, layout="genimage")
+    subsets: dict[str, dict[str, Any]] = {}
+    for s in samples:
+        counts = subsets.setdefault(s.generator, {"family": "user data", "counts": {}})["counts"]
+        split = counts.setdefault(s.split, {"ai": 0, "nature": 0})
+        split["ai" if s.label == 1 else "nature"] += 1
+    return {"root": str(root), "real": {"source": f"user data ({root})"}, "subsets": subsets,
+            "fidelity_note": "not computed for user data"}
+
+
 def write_results(summary: dict[str, Any], out: Path) -> Path:
     path = out / "results.json"
     atomic_write_text(path, json.dumps(summary, indent=2, default=str))

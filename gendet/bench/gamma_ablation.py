@@ -20,18 +20,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from gendet.bench.ablations import AblationOptions, compare, interval, pick_recipe
 from gendet.bench.manipulated import ManipulationConfig, build_manipulated_subset, manipulated_samples
-from gendet.data.layouts import list_subsets, read_samples, split_holdout, with_photo_groups
+from gendet.bench.study import AblationOptions, compare, run_study, slug
+from gendet.bench.tiny_study import TinyStudy, finished
+from gendet.data.decode import decode_image
+from gendet.data.layouts import list_subsets
+from gendet.data.manipulations.codes import SOURCE_REAL
 from gendet.data.sample import Sample
 from gendet.evaluation.pixel_metrics import pixel_report, predict_pixels, sample_kind
 from gendet.evaluation.protocol import degradation_mean, degradation_table, evaluate
 from gendet.generation.inpaint import INPAINTERS
 from gendet.io import atomic_write_text
 from gendet.models import create_detector
-from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+from gendet.models.checkpoint import WEIGHTS_FILE, load_checkpoint
 from gendet.models.gamma import CPU_CONFIG
+from gendet.report import plots
+from gendet.report.builder import ReportBuilder
 from gendet.training.state import seed_everything
 from gendet.training.trainer import ResumeError, TrainConfig, train
 
@@ -53,10 +59,6 @@ SAMPLES_PER_KIND = 2  # sample masks shown in the report (seed of the first run)
 GENERATED_PER_SUBSET = 40  # fully generated val images per subset in the pixel evaluation
 
 
-def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
-
-
 def manipulation_config(train_subset: str) -> ManipulationConfig:
     """Inpaint the training split only with the training subset's generator, so no other generator's
     traces reach training; val has every inpainter (an unseen one included)."""
@@ -67,9 +69,7 @@ def manipulation_config(train_subset: str) -> ManipulationConfig:
 
 def _train_variant(run_dir: Path, key: dict[str, Any], model_config: dict[str, Any], train_set: list[Sample],
                    val_set: list[Sample], cfg: TrainConfig, align: str) -> None:
-    stored = json.loads((run_dir / CONFIG_FILE).read_text()).get("ablation_key") if (
-        run_dir / CONFIG_FILE).is_file() else None
-    if stored == key and (run_dir / WEIGHTS_FILE).is_file():
+    if finished(run_dir, key):
         return
     seed_everything(cfg.seed)  # initial weights depend on the seed only
     detector = create_detector("gamma", **model_config)
@@ -137,70 +137,6 @@ def _shown_samples(samples: list[Sample]) -> list[Sample]:
     return out
 
 
-def run_gamma_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "ablation",
-                       train_subset: str = "latent_flow", align: str = "jpeg", device: str = "cpu",
-                       manipulated_root: Path | None = None, progress: bool = True,
-                       model_config: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None,
-                       variants: dict[str, dict[str, bool]] | None = None) -> dict[str, Any]:
-    """Train and measure every variant for every seed; returns the ablation block of results.json."""
-    recipe = dict(recipe or RECIPES[recipe_name])
-    model_config = {**CPU_CONFIG, **(model_config or {})}
-    variants = variants or VARIANTS
-    base_info = _read_base_manifest(data_root)
-    base = with_photo_groups(read_samples(data_root, layout="genimage"), base_info)
-    if train_subset not in list_subsets(base):
-        raise ValueError(f"train subset {train_subset!r} not in the data ({', '.join(list_subsets(base))})")
-    manip_root = manipulated_root or out / "manipulated-data"
-    manip_info = build_manipulated_subset(data_root, manip_root, manipulation_config(train_subset), progress)
-    manip = manipulated_samples(manip_root)
-    test = [s for s in base + manip if s.split == "val"]
-    rng = np.random.default_rng(0)
-    generated = []
-    for g in list_subsets(base):
-        pool = [s for s in base if s.generator == g and s.split == "val" and s.label == 1]
-        generated += [pool[i] for i in sorted(rng.permutation(len(pool))[:GENERATED_PER_SUBSET])]
-    pixel_set = [s for s in manip if s.split == "val"] + generated
-    shown = _shown_samples([s for s in manip if s.split == "val"])
-    data_key = {"base": base_info.get("key"), "manipulated": manip_info["key"], "train_subset": train_subset}
-    pools = {True: [s for s in base + manip if s.split == "train" and s.generator in (train_subset, "manipulated")],
-             False: [s for s in base if s.split == "train" and s.generator == train_subset]}
-    rows: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
-    steps: dict[str, int] = {}
-    for seed in seeds:
-        splits = {m: split_holdout(pool, 0.1, seed) for m, pool in pools.items()}
-        full_steps = recipe["epochs"] * math.ceil(len(splits[True][0]) / recipe["batch_size"])
-        for name, sw in variants.items():
-            tr, va = splits[sw["manipulated"]]
-            epochs = max(1, round(full_steps / math.ceil(len(tr) / recipe["batch_size"])))
-            cfg = TrainConfig(**{**recipe, "epochs": epochs}, seed=seed, device=device, patience=0,
-                              save_every_steps=0, progress=progress)
-            steps[name] = cfg.max_steps or epochs * math.ceil(len(tr) / recipe["batch_size"])
-            mc = {**model_config, "seg_heads": sw["seg_heads"], "rca": sw["rca"]}
-            key = {"variant": sw, "model": mc, "train": {k: v for k, v in asdict(cfg).items() if k != "progress"},
-                   "data": data_key, "align": align}
-            run_dir = out / "runs" / slug(name) / f"seed{seed}"
-            _train_variant(run_dir, key, mc, tr, va, cfg, align)
-            row = _evaluate_run(run_dir, key, test, pixel_set, shown if seed == seeds[0] else [], train_subset,
-                                device, seed)
-            rows[name].append({k: v for k, v in row.items() if k != "key"})
-    table = {name: {m: interval([r[m] for r in rs]) for m in METRICS} for name, rs in rows.items()}
-    return {"variants": variants, "recipe": {"name": recipe_name, **recipe}, "steps": steps,
-            "model_config": model_config, "train_subset": train_subset, "seeds": list(seeds),
-            "manipulated_root": str(manip_root), "manipulation": manip_info["config"],
-            "mask_encoding": manip_info["mask_encoding"], "runs": rows, "table": table,
-            "claims": _claims(table, variants),
-            "sample_masks": {"paths": [str(s.path) for s in shown], "masks": [str(s.mask) for s in shown],
-                             "kinds": [sample_kind(s) for s in shown],
-                             "runs": {n: str(out / "runs" / slug(n) / f"seed{seeds[0]}" / "sample_masks.npz")
-                                      for n, sw in variants.items() if sw["seg_heads"]}}}
-
-
-def _read_base_manifest(root: Path) -> dict[str, Any]:
-    from gendet.bench.tiny_genimage import read_manifest
-
-    return read_manifest(root) or {}
-
-
 CLAIMS = (
     ("Segmentation heads improve cross-generator detection (unseen AUC)", "w/o seg heads", "auc_unseen"),
     ("Reverse cross-attention improves cross-generator detection (unseen AUC)", "w/o RCA", "auc_unseen"),
@@ -215,17 +151,161 @@ CLAIMS = (
 )
 
 
-def _claims(table: dict[str, dict[str, dict[str, Any]]], variants: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The paper's claims, scaled down, checked on the means over seeds (reported whether or not they hold)."""
-    return {text: compare(table, "full", ablated, metric) for text, ablated, metric in CLAIMS
-            if "full" in variants and ablated in variants}
+
+class GammaTinyStudy(TinyStudy):
+    name, title = "gamma", "GAMMA ablation"
+    metrics = METRICS
+    recipes, default_recipe = RECIPES, "ablation"
+    protocol = ("Variants differ only by their switches: seg_heads (the mask and source heads and their losses), rca "
+                "(classification tokens attend to the segmentation features), manipulated (the manipulated subset's "
+                "train split in the training pool; the same number of optimizer steps either way). Image level: "
+                "GenImage Task 1 on every subset's val split (unseen = the generator subsets other than the training "
+                "one; the manipulated subset is reported apart) and Task 2 (mean accuracy over the six degradations "
+                "of the training subset's val split), threshold 0.5. Pixel level: F1 / IoU at 0.5 per image and "
+                "pooled pixel-AUC on the partly manipulated val images; real FP rate = share of real pixels called "
+                "manipulated. Mean ± 95% t-interval over seeds.")
+
+    def __init__(self, *args: Any, manipulated_root: Path | None = None,
+                 variants: dict[str, dict[str, bool]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_config = {**CPU_CONFIG, **self.model_config}
+        self.variants = variants or VARIANTS
+        self.manip_root = Path(manipulated_root) if manipulated_root else self.out / "manipulated-data"
+        self.steps: dict[str, int] = {}
+        self.first_seed = 0  # the seed whose runs save sample masks
+
+    @classmethod
+    def from_options(cls, data: Path, out: Path, options: AblationOptions) -> GammaTinyStudy:
+        """The manipulated subset is cached next to the other benchmark data."""
+        cache = Path(options.cache_dir) if options.cache_dir else out
+        return cls(data, out, options.recipe, options.train_subset, options.align, options.device,
+                   progress=options.progress, manipulated_root=cache / f"{Path(data).name}-manipulated")
+
+    def prepare(self) -> None:
+        from gendet.bench.tiny_genimage import read_manifest
+
+        base_info = read_manifest(self.data_root) or {}
+        base = self.load_samples()
+        self.manip_info = build_manipulated_subset(self.data_root, self.manip_root,
+                                                   manipulation_config(self.train_subset), self.progress)
+        manip = manipulated_samples(self.manip_root)
+        self.test = [s for s in base + manip if s.split == "val"]
+        rng = np.random.default_rng(0)
+        generated = []
+        for g in list_subsets(base):
+            pool = [s for s in base if s.generator == g and s.split == "val" and s.label == 1]
+            generated += [pool[i] for i in sorted(rng.permutation(len(pool))[:GENERATED_PER_SUBSET])]
+        self.pixel_set = [s for s in manip if s.split == "val"] + generated
+        self.shown = _shown_samples([s for s in manip if s.split == "val"])
+        self.data_key = {"base": base_info.get("key"), "manipulated": self.manip_info["key"],
+                         "train_subset": self.train_subset}
+        self.pools = {True: [s for s in base + manip if s.split == "train"
+                             and s.generator in (self.train_subset, "manipulated")],
+                      False: [s for s in base if s.split == "train" and s.generator == self.train_subset]}
+
+    def variant_names(self) -> list[str]:
+        return list(self.variants)
+
+    def run_seed(self, seed: int, first: bool) -> dict[str, dict[str, Any]]:
+        r = self.recipe
+        if first:
+            self.first_seed = seed
+        splits = {m: self.holdout(pool, seed) for m, pool in self.pools.items()}
+        full_steps = r["epochs"] * math.ceil(len(splits[True][0]) / r["batch_size"])
+        rows: dict[str, dict[str, Any]] = {}
+        for name, sw in self.variants.items():
+            tr, va = splits[sw["manipulated"]]
+            epochs = max(1, round(full_steps / math.ceil(len(tr) / r["batch_size"])))
+            cfg = TrainConfig(**{**r, "epochs": epochs}, seed=seed, device=self.device, patience=0,
+                              save_every_steps=0, progress=self.progress)
+            self.steps[name] = cfg.max_steps or epochs * math.ceil(len(tr) / r["batch_size"])
+            mc = {**self.model_config, "seg_heads": sw["seg_heads"], "rca": sw["rca"]}
+            key = {"variant": sw, "model": mc, "train": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+                   "data": self.data_key, "align": self.align}
+            run_dir = self.out / "runs" / slug(name) / f"seed{seed}"
+            _train_variant(run_dir, key, mc, tr, va, cfg, self.align)
+            row = _evaluate_run(run_dir, key, self.test, self.pixel_set, self.shown if first else [],
+                                self.train_subset, self.device, seed)
+            rows[name] = {k: v for k, v in row.items() if k not in ("key", "seed")}
+        return rows
+
+    def claims(self, table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        """The paper's claims, scaled down, checked on the means over seeds (reported whether or not they hold)."""
+        return {text: compare(table, "full", ablated, metric) for text, ablated, metric in CLAIMS
+                if "full" in self.variants and ablated in self.variants}
+
+    def summary(self) -> dict[str, Any]:
+        return {"variants": self.variants, "steps": self.steps, "model_config": self.model_config,
+                "train_subset": self.train_subset, "manipulated_root": str(self.manip_root),
+                "manipulation": self.manip_info["config"], "mask_encoding": self.manip_info["mask_encoding"],
+                "sample_masks": self._sample_masks()}
+
+    def _sample_masks(self) -> dict[str, Any]:
+        """The shown images and where each variant with segmentation heads saved its masks of them."""
+        return {"paths": [str(s.path) for s in self.shown], "masks": [str(s.mask) for s in self.shown],
+                "kinds": [sample_kind(s) for s in self.shown],
+                "runs": {n: str(self.out / "runs" / slug(n) / f"seed{self.first_seed}" / "sample_masks.npz")
+                         for n, sw in self.variants.items() if sw["seg_heads"]}}
+
+    @classmethod
+    def report_sections(cls, rb: ReportBuilder, ab: dict[str, Any], out_dir: Path) -> None:
+        mc = ab["model_config"]
+        rb.add_key_values({"optimizer steps per variant": ", ".join(f"{v} {s}" for v, s in ab["steps"].items()),
+                           "backbone": f"{mc['backbone']} widths {mc.get('widths')}, {mc['image_size']} px",
+                           "manipulated data": ab["manipulated_root"], "mask encoding": ab.get("mask_encoding")})
+        rb.add_heading("Pixel level, per manipulation kind")
+        rb.add_table(per_kind_rows(ab), caption="Mean over seeds; F1/IoU undefined on images with nothing manipulated")
+        fig = sample_masks_figure(ab)
+        if fig is not None:
+            rb.add_figure(fig, caption=f"Sample val images of each kind: image, true mask, and P(manipulated) of each "
+                                       f"variant with segmentation heads (seed {ab['seeds'][0]})")
 
 
-def run_from_options(data_root: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    """`gendet bench --ablation gamma`: the shared options mapped to run_gamma_ablation; the manipulated
-    subset is cached next to the other benchmark data."""
-    recipe = pick_recipe(options, RECIPES, "ablation", "gamma")
-    cache = Path(options.cache_dir) if options.cache_dir else out
-    manip_root = cache / f"{Path(data_root).name}-manipulated"
-    return run_gamma_ablation(data_root, out, options.seeds, recipe, options.train_subset, options.align,
-                              options.device, manipulated_root=manip_root, progress=options.progress)
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def per_kind_rows(ab: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (variant, kind): pixel metrics averaged over seeds."""
+    rows = []
+    for variant, runs in ab["runs"].items():
+        kinds = [r["per_kind"] for r in runs if r.get("per_kind")]
+        for kind in sorted({k for pk in kinds for k in pk}):
+            cells = [pk[kind] for pk in kinds if kind in pk]
+            rows.append({"variant": variant, "kind": kind, "images": cells[0]["n"],
+                         **{m: _mean([c.get(m) for c in cells])
+                            for m in ("f1", "iou", "pixel_auc", "source_acc", "fp_rate", "image_acc")}})
+    return rows
+
+
+def sample_masks_figure(ab: dict[str, Any]) -> bytes | None:
+    """Rows: shown samples; columns: image, true mask, then each variant's P(manipulated) map."""
+    sm = ab.get("sample_masks") or {}
+    runs = {v: np.load(p) for v, p in sm.get("runs", {}).items() if Path(p).is_file()}
+    if not runs or not sm.get("paths"):
+        return None
+    n, cols = len(sm["paths"]), 2 + len(runs)
+    fig = Figure(figsize=(1.35 * cols, 1.35 * n + 0.4), layout="constrained")
+    axes = fig.subplots(n, cols, squeeze=False)
+    truth = next(iter(runs.values()))["truth"]
+    for i, path in enumerate(sm["paths"]):
+        panels = [(np.asarray(decode_image(path)), None, "image"),
+                  ((truth[i] != SOURCE_REAL).astype(float), "gray", "true mask")]
+        panels += [(r["prob"][i].astype(float), "inferno", f"{v}") for v, r in runs.items()]
+        for j, (img, cmap, title) in enumerate(panels):
+            ax = axes[i][j]
+            ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=7)
+        axes[i][0].set_ylabel(sm["kinds"][i].replace("_", " "), fontsize=6)
+    return plots.fig_to_png(fig)
+
+
+def run_gamma_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str | None = None,
+                       train_subset: str = "latent_flow", **options: Any) -> dict[str, Any]:
+    """Train and measure every variant for every seed; returns the ablation block of results.json. Options as
+    for GammaTinyStudy (manipulated_root, model_config, recipe, variants)."""
+    return run_study(GammaTinyStudy(data_root, out, recipe_name, train_subset, **options), seeds)

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gendet.bench.ablations import AblationOptions, compare
 from gendet.bench.genuine_cells import compute_table, make_views
 from gendet.bench.genuine_manipulated import build_genuine_manipulated
-from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, auc, logo, rows, run_study, study_options
+from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, auc, logo, rows
+from gendet.bench.study import compare, run_study
 from gendet.data.manipulations.codes import SOURCE_NAMES, decode_source_map
 from gendet.data.preprocess import Preprocess, apply_plan, plan_crop_grid
 from gendet.data.sample import Sample
@@ -78,7 +78,7 @@ def _region_scores(model: GammaLite, feats: list[np.ndarray], sources: list[np.n
 
 
 class GammaStudy(GenuineStudy):
-    name, model = "gamma", "gamma_lite"
+    name, model, title = "gamma", "gamma_lite", "GAMMA ablation on the genuine preset"
     metrics = ("logo_mean_auc", "logo_min_auc", "edited_auc", "manipulated_val_auc", "region_auc", "region_iou")
     recipes = RECIPES
 
@@ -114,7 +114,7 @@ class GammaStudy(GenuineStudy):
     def feature_model(self, seed: int) -> GammaLite:
         return self.detector
 
-    def run_seed(self, seed: int, table: Any, first: bool) -> dict[str, dict[str, Any]]:
+    def measure(self, seed: int, table: Any, first: bool) -> dict[str, dict[str, Any]]:
         split, man_x, man_src = self.split, self.man_x, self.man_src
         out: dict[str, dict[str, Any]] = {}
         for name, sw in VARIANTS.items():
@@ -189,7 +189,3 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
                                                                             "edited_auc"),
         "GAMMA (full) >= the probe baseline (AUC)": compare(table, "full", "probe (baseline)", "logo_mean_auc"),
     }
-
-
-def run_from_options(data: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    return run_genuine_gamma(data, out, options.seeds, **study_options(options))

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gendet.bench.ablations import AblationOptions, compare
 from gendet.bench.genuine_autoencoder import fit_genuine_autoencoder, training_photos
-from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, logo, run_study, study_options
+from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, logo
+from gendet.bench.study import compare, run_study
 from gendet.data.decode import DecodeError
 from gendet.data.preprocess import ImageTransform, decode_for_model
 from gendet.models import create_detector
@@ -81,7 +81,7 @@ def reconstruction_error(model: HRRLite, split: GenuineSplit, n: int) -> dict[st
 
 
 class HRRStudy(GenuineStudy):
-    name, model = "hrr", "hrr_lite"
+    name, model, title = "hrr", "hrr_lite", "HRR ablation on the genuine preset"
     metrics = ("logo_mean_auc", "logo_min_auc", "n_kept")
     recipes = RECIPES
 
@@ -99,7 +99,7 @@ class HRRStudy(GenuineStudy):
     def feature_model(self, seed: int) -> HRRLite:
         return self.full
 
-    def run_seed(self, seed: int, table: Any, first: bool) -> dict[str, dict[str, Any]]:
+    def measure(self, seed: int, table: Any, first: bool) -> dict[str, dict[str, Any]]:
         dim = self.full.backbone.feature_dim
         jobs = [(name, v, 0.0) for name, v in BASE_VARIANTS.items()]
         jobs += [(noisy_name(v, r), BASE_VARIANTS[v], r) for v in NOISY for r in self.recipe["label_noise"]]
@@ -159,7 +159,3 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]], noise: list[float]) -> 
         out[f"correntropy beats the squared loss at {round(r * 100)}% label noise (AUC)"] = compare(
             table, noisy_name("hrr", r), noisy_name("hrr (squared loss)", r), "logo_mean_auc")
     return out
-
-
-def run_from_options(data: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    return run_genuine_hrr(data, out, options.seeds, **study_options(options))

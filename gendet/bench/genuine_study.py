@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from gendet.bench.ablations import interval
 from gendet.bench.genuine import EXCLUDED_GROUPS, read_genuine
 from gendet.bench.genuine_cells import FeatureTable, compute_table, make_views
+from gendet.bench.study import AblationOptions, Study
 from gendet.data.sample import Sample
 from gendet.evaluation.feature_cache import FeatureCache, model_key, sample_digests
 from gendet.evaluation.metrics import compute_metrics
@@ -126,56 +126,58 @@ def probe_baseline(split: GenuineSplit, cache_dir: Path, seed: int, align: str, 
 PROBE_ROW = "probe (baseline)"
 
 
-class GenuineStudy:
-    """One ablation study on the genuine preset. A study says what it prepares once, which detector's features
-    each seed caches, what its variants measure on them, and which claims it checks; `run_study` does the
-    rest the same way for every study: the split, the seeds, the cached feature table per seed, the probe
-    baseline on the same views and cells, the mean ± 95% interval table and the result block."""
+class GenuineStudy(Study):
+    """An ablation study on the genuine preset. A study says what it prepares once, which detector's features
+    each seed caches and what its variants measure on them (`measure`); every seed here builds the cached
+    feature table and the probe baseline on the same views and cells the same way for every study."""
 
-    name: str = ""
-    model: str = ""  # the registered detector whose frozen features the cells read
-    metrics: tuple[str, ...] = ("logo_mean_auc", "logo_min_auc")
-    recipes: dict[str, dict[str, Any]] = {}
+    preset = "genuine"
+    model: ClassVar[str] = ""  # the registered detector whose frozen features the cells read
+    metrics = ("logo_mean_auc", "logo_min_auc")
+    default_recipe = "genuine"
+    protocol = ("Leave-one-group-out on the genuine manifest's splits (by near-duplicate cluster; the edited group "
+                "never trained on): each cell trains on every other group's train split and the real train split, "
+                "from cached frozen features of the grid crops and one seeded augmented crop per training image, "
+                "and is tested on all of the held-out group's images against the real val split (AUC, mean logit "
+                "over the grid crops). The probe baseline is trained on the same views, cells and seeds. "
+                "Mean ± 95% t-interval over seeds.")
 
-    def __init__(self, split: GenuineSplit, out: Path, cache: Path, recipe_name: str = "genuine",
+    def __init__(self, split: GenuineSplit, out: Path, cache: Path, recipe_name: str | None = None,
                  align: str = "jpeg", device: str = "cpu", progress: bool = True,
                  model_config: dict[str, Any] | None = None, probe_config: dict[str, Any] | None = None) -> None:
-        if recipe_name not in self.recipes:
-            raise ValueError(f"unknown --recipe {recipe_name!r} for the genuine {self.name} ablation; available: "
-                             f"{', '.join(self.recipes)}")
-        self.split, self.out, self.cache = split, out, cache
-        self.recipe_name, self.recipe = recipe_name, self.recipes[recipe_name]
-        self.align, self.device, self.progress = align, device, progress
+        super().__init__(out, recipe_name, progress=progress)
+        self.split, self.cache = split, cache
+        self.align, self.device = align, device
         self.model_config, self.probe_config = dict(model_config or {}), probe_config
-        self.timings: dict[str, float] = {}
         self.errors: dict[str, str] = {}
-
-    def prepare(self) -> None:
-        """What every seed shares (an autoencoder, a manipulated set, ...), built or read from the cache."""
-
-    def variant_names(self) -> list[str]:
-        raise NotImplementedError
 
     def feature_model(self, seed: int) -> Any:
         """The detector whose features this seed's table caches."""
         raise NotImplementedError
 
-    def run_seed(self, seed: int, table: FeatureTable, first: bool) -> dict[str, dict[str, Any]]:
-        """Each variant's measurements for this seed (`first`: the first seed, e.g. to save samples)."""
+    def measure(self, seed: int, table: FeatureTable, first: bool) -> dict[str, dict[str, Any]]:
+        """Each variant's measurements on this seed's feature table."""
         raise NotImplementedError
 
-    def claims(self, table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-        raise NotImplementedError
+    def run_seed(self, seed: int, first: bool) -> dict[str, dict[str, Any]]:
+        t = time.monotonic()
+        table, errors = feature_table(self.feature_model(seed), self.split, self.cache, seed, self.align, self.device,
+                                      0, self.progress)
+        self.errors.update(errors)
+        self.timed(f"features_seed{seed}_s", t)
+        t = time.monotonic()
+        probe = probe_baseline(self.split, self.cache, seed, self.align, self.device, 0, self.progress,
+                               self.probe_config)
+        self.timed(f"probe_seed{seed}_s", t)
+        rows = self.measure(seed, table, first)
+        del table  # before the next seed's is built: two tables at once are a study's memory peak
+        return {**rows, PROBE_ROW: probe}
 
-    def summary(self) -> dict[str, Any]:
-        """The study's own keys of the result block (its variants, model config, what it prepared)."""
-        return {}
-
-    def timed(self, key: str, t0: float) -> None:
-        self.timings[key] = round(time.monotonic() - t0, 1)
+    def preset_summary(self) -> dict[str, Any]:
+        return {"model": self.model, "decode_errors": sorted(self.errors.items())}
 
     @classmethod
-    def open(cls, data: Path, out: Path, recipe_name: str = "genuine", align: str = "jpeg", device: str = "cpu",
+    def open(cls, data: Path, out: Path, recipe_name: str | None = None, align: str = "jpeg", device: str = "cpu",
              cache_dir: Path | None = None, progress: bool = True, model_config: dict[str, Any] | None = None,
              probe_config: dict[str, Any] | None = None, **extra: Any) -> GenuineStudy:
         """The study on manifest `data`, writing to `out` (cache: `cache_dir`, else `out/cache`); model_config /
@@ -183,35 +185,6 @@ class GenuineStudy:
         return cls(load_split(data), out, Path(cache_dir) if cache_dir else out / "cache", recipe_name, align, device,
                    progress, model_config, probe_config, **extra)
 
-
-def study_options(options: Any) -> dict[str, Any]:
-    """`gendet bench --ablation`'s AblationOptions as GenuineStudy.open's keywords (recipe default "genuine")."""
-    return {"recipe_name": options.recipe or "genuine", "align": options.align, "device": options.device,
-            "cache_dir": options.cache_dir, "progress": options.progress}
-
-
-def run_study(study: GenuineStudy, seeds: Sequence[int]) -> dict[str, Any]:
-    """The study over `seeds`: its "ablation" block of results.json (table, claims, runs, timings, ...)."""
-    t0 = time.monotonic()
-    study.prepare()
-    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in [*study.variant_names(), PROBE_ROW]}
-    for k, seed in enumerate(seeds):
-        model = study.feature_model(seed)
-        t = time.monotonic()
-        table, errors = feature_table(model, study.split, study.cache, seed, study.align, study.device, 0,
-                                      study.progress)
-        study.errors.update(errors)
-        study.timed(f"features_seed{seed}_s", t)
-        t = time.monotonic()
-        runs[PROBE_ROW].append({"seed": seed, **probe_baseline(study.split, study.cache, seed, study.align,
-                                                              study.device, 0, study.progress, study.probe_config)})
-        study.timed(f"probe_seed{seed}_s", t)
-        for name, result in study.run_seed(seed, table, k == 0).items():
-            runs[name].append({"seed": seed, **result})
-        del table  # before the next seed's is built: two tables at once are a study's memory peak
-    table_out = {name: {m: interval([r.get(m) for r in rs]) for m in study.metrics} for name, rs in runs.items()}
-    return {"study": study.name, "preset": "genuine", "model": study.model,
-            "recipe": {"name": study.recipe_name, **study.recipe}, "seeds": list(seeds), **study.summary(),
-            "runs": runs, "table": table_out, "claims": study.claims(table_out),
-            "decode_errors": sorted(study.errors.items()),
-            "timings": {**study.timings, "total_s": round(time.monotonic() - t0, 1)}}
+    @classmethod
+    def from_options(cls, data: Path, out: Path, options: AblationOptions) -> GenuineStudy:
+        return cls.open(data, out, options.recipe, options.align, options.device, options.cache_dir, options.progress)

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from gendet.bench.ablations import AblationOptions, compare, kid_claim
 from gendet.bench.genuine_autoencoder import fit_genuine_autoencoder, training_photos
-from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, logo, rows, run_study, study_options
+from gendet.bench.genuine_study import GenuineSplit, GenuineStudy, logo, rows
+from gendet.bench.study import compare, kid_claim, run_study, save_sample_grid
 from gendet.data.decode import DecodeError, decode_image
 from gendet.evaluation.fidelity import FeatureExtractor, InceptionExtractor, compute_features, kid
 from gendet.models import create_detector
@@ -64,7 +64,7 @@ def _model(ae: Any, config: dict[str, Any]) -> UniGenDetLite:
 
 
 class UniGenDetStudy(GenuineStudy):
-    name, model = "unigendet", "unigendet_lite"
+    name, model, title = "unigendet", "unigendet_lite", "UniGenDet ablation on the genuine preset"
     metrics = ("logo_mean_auc", "logo_min_auc", "kid")
     recipes = RECIPES
 
@@ -87,7 +87,7 @@ class UniGenDetStudy(GenuineStudy):
     def feature_model(self, seed: int) -> UniGenDetLite:
         return _model(self.ae, self.cfg)
 
-    def run_seed(self, seed: int, table: Any, first: bool) -> dict[str, dict[str, Any]]:
+    def measure(self, seed: int, table: Any, first: bool) -> dict[str, dict[str, Any]]:
         split, cfg = self.split, self.cfg
         out: dict[str, dict[str, Any]] = {}
         x_all, y_all = rows(table, split, split.train_idx)
@@ -127,7 +127,7 @@ class UniGenDetStudy(GenuineStudy):
             out[name].update(kid=k["kid"], kid_std=k["kid_std"])
             if first:
                 grid = self.out / f"samples-{name.replace('/', '').replace(' ', '_')}.png"
-                out[name]["samples"] = _save_grid(fake[:32], grid)
+                out[name]["samples"] = save_sample_grid(fake[:32], grid)
             self.timed(f"stage2_{name}_seed{seed}_s", t)
         return out
 
@@ -143,13 +143,6 @@ def run_genuine_unigendet(data: Path, out: Path, seeds: tuple[int, ...] = (0, 1,
     return run_study(UniGenDetStudy.open(data, out, **options), seeds)
 
 
-def _save_grid(images: torch.Tensor, path: Path) -> str:
-    from torchvision.utils import save_image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.float() / 255.0, str(path), nrow=8, padding=2)
-    return path.name
-
 
 def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     out = {
@@ -162,7 +155,3 @@ def _claims(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
     }
     out["DIGA lowers KID by >= 10% relative vs GDUF alone"] = kid_claim(table, "full", "w/o DIGA")
     return out
-
-
-def run_from_options(data: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    return run_genuine_unigendet(data, out, options.seeds, **study_options(options))

@@ -18,22 +18,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
+from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gendet.bench.ablations import AblationOptions, compare, interval, pick_recipe
-from gendet.data.layouts import list_subsets, read_samples, split_holdout, with_photo_groups
+from gendet.bench.study import compare, run_study, slug
+from gendet.bench.tiny_study import TinyStudy, finished
 from gendet.data.sample import Sample
 from gendet.evaluation.degradations import DEGRADATIONS
 from gendet.evaluation.protocol import degradation_mean, degradation_table, evaluate
 from gendet.models import create_detector
-from gendet.models.checkpoint import CONFIG_FILE, load_checkpoint
+from gendet.models.checkpoint import load_checkpoint
 from gendet.models.hrr.cache import configure_shared_cache, shared_cache
 from gendet.models.hrr.retrospection import check_reconstructor
+from gendet.report import plots
+from gendet.report.builder import ReportBuilder, format_value
+from gendet.report.study import plus_minus
 from gendet.training import TrainConfig, train
 from gendet.training.state import mix_seed, seed_everything
 
@@ -51,7 +54,7 @@ BASE_VARIANTS: dict[str, dict[str, Any]] = {
     "hrr (squared loss)": {"detector": "hrr", "config": {"refine_loss": "squared"}},
 }
 ROBUSTNESS_VARIANTS = ("dire", "hrr w/o refinement", "hrr")  # get Task 2 and the size shift
-METRICS = ("acc_mean", "auc_mean", "acc_unseen", "auc_unseen", "task2_acc", "task2_auc", "size_auc", "size_drop",
+METRICS = ("auc_mean", "auc_unseen", "acc_mean", "acc_unseen", "task2_acc", "task2_auc", "size_auc", "size_drop",
            "n_kept")
 
 
@@ -77,29 +80,8 @@ def inject_label_noise(samples: list[Sample], rate: float, seed: int) -> tuple[l
     return [replace(s, label=1 - s.label) if i in flip else s for i, s in enumerate(samples)], n_flip
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
-
-
-def _load_samples(root: Path, max_per_class: int | None) -> list[Sample]:
-    samples = read_samples(root, layout="genimage")
-    manifest = root / "manifest.json"
-    if manifest.is_file():  # the local benchmark: group crops by source photo for the holdout
-        samples = with_photo_groups(samples, json.loads(manifest.read_text()))
-    if max_per_class is None:
-        return samples
-    seen: dict[tuple, int] = {}
-    out = []
-    for s in samples:
-        key = (s.generator, s.split, s.label)
-        if seen.get(key, 0) < max_per_class:
-            seen[key] = seen.get(key, 0) + 1
-            out.append(s)
-    return out
-
-
 def _train_or_reuse(out: Path, detector: str, config: dict[str, Any], cfg: TrainConfig, train_s: list[Sample],
-                    val_s: list[Sample], align: str, key_extra: dict[str, Any]):
+                    val_s: list[Sample], align: str, key_extra: dict[str, Any]) -> Any:
     """Train once; an identical rerun (same config, schedule, data and labels) loads the checkpoint instead."""
     labels = json.dumps(sorted((str(s.path), s.label) for s in [*train_s, *val_s]))
     key = {"detector": detector, "config": config, "train": {k: v for k, v in asdict(cfg).items() if k != "progress"},
@@ -107,11 +89,10 @@ def _train_or_reuse(out: Path, detector: str, config: dict[str, Any], cfg: Train
            # other reconstructor weights installed: retrain instead of failing on ReconstructorMismatch
            "reconstructor_sha256": check_reconstructor(str(config.get("reconstructor", "pixel_flow")), None),
            **key_extra}
-    if (out / CONFIG_FILE).is_file() and json.loads((out / CONFIG_FILE).read_text()).get("ablation_key") == key:
-        return load_checkpoint(out, cfg.device)[0]
-    seed_everything(cfg.seed)
-    det = create_detector(detector, **config)
-    train(det, train_s, val_s, det.preprocess(align), cfg, out, extra_config={"ablation_key": key})
+    if not finished(out, key):
+        seed_everything(cfg.seed)
+        det = create_detector(detector, **config)
+        train(det, train_s, val_s, det.preprocess(align), cfg, out, extra_config={"ablation_key": key})
     return load_checkpoint(out, cfg.device)[0]
 
 
@@ -127,7 +108,7 @@ def _measure(det, name: str, test: list[Sample], own: list[Sample], train_subset
     per = cross["subsets"]
     others = [g for g in per if g != train_subset]
     row: dict[str, Any] = {
-        "seed": seed, "acc_mean": float(np.mean([m["acc"] for m in per.values()])), "auc_mean": _mean_auc(cross),
+        "acc_mean": float(np.mean([m["acc"] for m in per.values()])), "auc_mean": _mean_auc(cross),
         "acc_unseen": float(np.mean([per[g]["acc"] for g in others])) if others else None,
         "auc_unseen": float(np.mean([per[g]["auc"] for g in others])) if others else None,
         "per_subset": {g: {"acc": m["acc"], "auc": m["auc"]} for g, m in per.items()},
@@ -148,47 +129,109 @@ def _measure(det, name: str, test: list[Sample], own: list[Sample], train_subset
     return row
 
 
-def run_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str = "tiny",
-                 train_subset: str = "latent_flow", align: str = "jpeg", device: str = "cpu",
-                 cache_dir: Path | None = None, progress: bool = True, recipe: dict[str, Any] | None = None,
-                 model_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train and measure every variant for every seed; returns the ablation block of results.json.
+class HRRTinyStudy(TinyStudy):
+    name, title = "hrr", "HRR ablation"
+    metrics = METRICS
+    recipes, default_recipe = RECIPES, "tiny"
+    protocol = ("dire: one scale, linear head (BCE). hrr w/o refinement: scales 1, 1/2, 1/4, linear head (BCE). hrr: "
+                "the same with the additive refinement (Welsch loss, group sparsity, KL bottleneck). Accuracy at "
+                "the fixed threshold 0.5 and AUC on every subset's val split; 'unseen' leaves out the training "
+                "subset. Mean ± 95% t-interval over seeds.")
 
-    recipe: a schedule instead of RECIPES[recipe_name]; model_config: overrides for every variant (tests)."""
-    t0 = time.monotonic()
-    recipe = dict(recipe or RECIPES[recipe_name])
-    samples = _load_samples(data_root, recipe.get("max_per_class"))
-    if train_subset not in list_subsets(samples):
-        raise ValueError(f"train subset {train_subset!r} not in the data ({', '.join(list_subsets(samples))})")
-    if cache_dir is not None:
-        configure_shared_cache(disk_dir=Path(cache_dir) / "hrr-recon")
-    stats_before = shared_cache().stats.as_dict()
-    test = [s for s in samples if s.split == "val"]
-    own = [s for s in test if s.generator == train_subset]
-    variants = variants_for(recipe)
-    rows: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
-    for seed in seeds:
-        pool = [s for s in samples if s.generator == train_subset and s.split == "train"]
-        train_s, val_s = split_holdout(pool, 0.1, seed)
-        for name, spec in variants.items():
+    def prepare(self) -> None:
+        self.samples = self.load_samples(self.recipe.get("max_per_class"))
+        if self.cache_dir is not None:
+            configure_shared_cache(disk_dir=self.cache_dir / "hrr-recon")
+        self.stats_before = shared_cache().stats.as_dict()
+        self.test = [s for s in self.samples if s.split == "val"]
+        self.own = [s for s in self.test if s.generator == self.train_subset]
+        self.variants = variants_for(self.recipe)
+        self.n_components: int | None = None
+
+    def variant_names(self) -> list[str]:
+        return list(self.variants)
+
+    def run_seed(self, seed: int, first: bool) -> dict[str, dict[str, Any]]:
+        r = self.recipe
+        pool = [s for s in self.samples if s.generator == self.train_subset and s.split == "train"]
+        train_s, val_s = self.holdout(pool, seed)
+        rows: dict[str, dict[str, Any]] = {}
+        for name, spec in self.variants.items():
             noisy_train, n_tr = inject_label_noise(train_s, spec["label_noise"], seed)
             noisy_val, n_va = inject_label_noise(val_s, spec["label_noise"], seed + 1)
-            config = {"t": recipe["t"], "steps": recipe["steps"], **spec["config"], **(model_config or {})}
-            cfg = TrainConfig(epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"], warmup=0.1,
-                              patience=0, seed=seed, device=device, progress=progress, save_every_steps=0)
-            det = _train_or_reuse(out / _slug(name) / f"seed{seed}", spec["detector"], config, cfg, noisy_train,
-                                  noisy_val, align, {"label_noise": spec["label_noise"]})
-            row = _measure(det, name, test, own, train_subset, recipe, align, device, seed)
-            rows[name].append({**row, "labels_flipped": n_tr + n_va})
-    table = {name: {m: interval([r.get(m) for r in rs]) for m in METRICS} for name, rs in rows.items()}
-    stats_after = shared_cache().stats.as_dict()
-    n_components = next((r["n_components"] for r in rows["hrr"] if "n_components" in r), None)
-    return {"variants": variants,
-            "recipe": {"name": recipe_name, **recipe}, "model_config": model_config or {},
-            "train_subset": train_subset, "seeds": list(seeds), "runs": rows, "table": table,
-            "claims": claims(table, recipe, n_components), "robustness_variants": list(ROBUSTNESS_VARIANTS),
-            "reconstruction_cache": {k: stats_after[k] - stats_before[k] for k in stats_after},
-            "wall_s": round(time.monotonic() - t0, 1)}
+            config = {"t": r["t"], "steps": r["steps"], **spec["config"], **self.model_config}
+            cfg = TrainConfig(epochs=r["epochs"], batch_size=r["batch_size"], lr=r["lr"], warmup=0.1, patience=0,
+                              seed=seed, device=self.device, progress=self.progress, save_every_steps=0)
+            det = _train_or_reuse(self.out / slug(name) / f"seed{seed}", spec["detector"], config, cfg, noisy_train,
+                                  noisy_val, self.align, {"label_noise": spec["label_noise"]})
+            row = _measure(det, name, self.test, self.own, self.train_subset, r, self.align, self.device, seed)
+            rows[name] = {**row, "labels_flipped": n_tr + n_va}
+            if name == "hrr" and self.n_components is None:
+                self.n_components = row.get("n_components")
+        return rows
+
+    def claims(self, table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        return claims(table, self.recipe, self.n_components)
+
+    def summary(self) -> dict[str, Any]:
+        after = shared_cache().stats.as_dict()
+        return {"variants": self.variants, "model_config": self.model_config, "train_subset": self.train_subset,
+                "robustness_variants": list(ROBUSTNESS_VARIANTS),
+                "reconstruction_cache": {k: after[k] - self.stats_before[k] for k in after}}
+
+    @classmethod
+    def report_sections(cls, rb: ReportBuilder, ab: dict[str, Any], out_dir: Path) -> None:
+        rec, table, runs = ab["recipe"], ab["table"], ab["runs"]
+        cache = ab.get("reconstruction_cache", {})
+        rb.add_key_values({"reconstruction": f"t = {rec['t']}, {rec['steps']} Euler steps; {cache.get('misses', 0)} "
+                                             f"computed, {cache.get('hits', 0)} memory hits, "
+                                             f"{cache.get('disk_hits', 0)} disk hits"})
+        robust = [v for v in ab.get("robustness_variants", []) if v in table]
+        rb.add_table([{"variant": v, **{d: format_value(_mean_of(runs[v], "task2", d, "auc"))
+                                        for d in (runs[v][0].get("task2") or {})},
+                       "mean AUC (degraded)": plus_minus(table[v]["task2_auc"]),
+                       "mean acc (degraded)": plus_minus(table[v]["task2_acc"])} for v in robust],
+                     caption=f"Task 2: AUC on {ab['train_subset']}'s val split under each degradation")
+        rb.add_table([{"variant": v, "trained size": plus_minus(table[v]["auc_mean"]),
+                       **{f"{s} px": format_value(_mean_of(runs[v], "size", str(s))) for s in rec["test_sizes"]},
+                       "AUC drop": plus_minus(table[v]["size_drop"])} for v in robust],
+                     caption="Size shift: mean AUC over subsets when the val crops are resized to other sizes")
+        noisy = [(0.0, "hrr", "hrr (squared loss)")] + [(x, noisy_name("hrr", x), noisy_name("hrr (squared loss)", x))
+                                                        for x in rec["label_noise"]]
+        rb.add_table([{"label noise": f"{round(x * 100)}%", "correntropy (Welsch) AUC":
+                       plus_minus(table[w]["auc_mean"]), "squared-loss AUC": plus_minus(table[q]["auc_mean"])}
+                      for x, w, q in noisy],
+                     caption="Robustness of the refinement loss to flipped training labels (cross-generator AUC)")
+        rb.add_figure(plots.grouped_bars({"correntropy": {f"{round(x * 100)}%": table[w]["auc_mean"]["mean"]
+                                                          for x, w, _ in noisy},
+                                          "squared": {f"{round(x * 100)}%": table[q]["auc_mean"]["mean"]
+                                                      for x, _, q in noisy}}, title="AUC vs label noise", ylabel="AUC"),
+                      caption="Refinement loss under label noise")
+        counts: Counter[str] = Counter(name.split("/")[0] for r in runs.get("hrr", []) for name in r.get("kept", []))
+        if counts:
+            rb.add_table([{"group": g, "kept components (mean over seeds)": round(c / len(runs["hrr"]), 1)}
+                          for g, c in sorted(counts.items())],
+                         caption="Components the refinement of 'hrr' kept, by scale (s1 = full size) and fused "
+                                 "channels")
+
+
+def _mean_of(runs: list[dict[str, Any]], *path: str) -> float | None:
+    vals = []
+    for r in runs:
+        v: Any = r
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        if v is not None:
+            vals.append(float(v))
+    return float(np.mean(vals)) if vals else None
+
+
+def run_ablation(data_root: Path, out: Path, seeds: tuple[int, ...] = (0, 1, 2), recipe_name: str | None = None,
+                 train_subset: str = "latent_flow", **options: Any) -> dict[str, Any]:
+    """Train and measure every variant for every seed; returns the ablation block of results.json. Options as
+    for HRRTinyStudy (recipe: a schedule instead of RECIPES[recipe_name]; model_config: overrides for every
+    variant, for tests)."""
+    return run_study(HRRTinyStudy(data_root, out, recipe_name, train_subset, **options), seeds)
 
 
 def claims(table: dict[str, dict[str, dict[str, Any]]], recipe: dict[str, Any],
@@ -212,10 +255,3 @@ def claims(table: dict[str, dict[str, dict[str, Any]]], recipe: dict[str, Any],
     out["the refinement drops redundant components (kept < given)"] = {
         "full": kept, "ablated": n_components, "p_value": None, "holds": bool(kept < n_components) if known else None}
     return out
-
-
-def run_from_options(data_root: Path, out: Path, options: AblationOptions) -> dict[str, Any]:
-    """`gendet bench --ablation hrr`: the options shared by every study, mapped to run_ablation."""
-    recipe = pick_recipe(options, RECIPES, "tiny", "hrr")
-    return run_ablation(data_root, out, options.seeds, recipe, options.train_subset, options.align,
-                        device=options.device, cache_dir=options.cache_dir, progress=options.progress)

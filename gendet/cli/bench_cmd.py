@@ -6,9 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-from gendet.bench.ablations import ABLATIONS, AblationOptions, build_study_report, run_study
-from gendet.bench.bench import bench_data_root, build_bench_data, run_bench, write_results
+from gendet.bench.ablations import ABLATIONS, build_named_report, run_named_study
+from gendet.bench.bench import bench_data_root, build_bench_data, describe_user_data, run_bench, write_results
 from gendet.bench.presets import PRESETS, get_preset
+from gendet.bench.study import AblationOptions
 from gendet.cli.main import UsageError, command_line
 from gendet.data.preprocess import ALIGN_MODES
 
@@ -100,20 +101,10 @@ def build_local_data(args: argparse.Namespace, preset, cache: Path, out: Path, w
     return root, info
 
 
-def describe_user_data(root: Path) -> dict:
-    """Counts per subset/split/class of a user's GenImage root, in the builder's manifest shape."""
-    from gendet.data.layouts import read_samples
-
+def _user_data(root: Path) -> dict:
     if not root.exists():
         raise UsageError(f"--data {root} does not exist")
-    samples = read_samples(root, layout="genimage")
-    subsets: dict[str, dict] = {}
-    for s in samples:
-        counts = subsets.setdefault(s.generator, {"family": "user data", "counts": {}})["counts"]
-        split = counts.setdefault(s.split, {"ai": 0, "nature": 0})
-        split["ai" if s.label == 1 else "nature"] += 1
-    return {"root": str(root), "real": {"source": f"user data ({root})"}, "subsets": subsets,
-            "fidelity_note": "not computed for user data"}
+    return describe_user_data(root)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
     t = time.monotonic()
     if args.data is not None:
-        data_root, data_info = args.data, describe_user_data(args.data)
+        data_root, data_info = args.data, _user_data(args.data)
     else:
         print("[bench] building (or reusing) the data set")
         data_root, data_info = build_local_data(args, preset, cache, out, weights_dir, progress)
@@ -188,20 +179,26 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_ablation(args: argparse.Namespace, data_root: Path, out: Path, cache: Path, t0: float,
                   progress: bool) -> int:
-    seeds = _parse_seeds(args.seeds)
-    options = AblationOptions(seeds=seeds, recipe=args.recipe, train_subset=args.train_subset, align=args.align,
-                              device=args.device, cache_dir=cache, progress=progress)
-    print(f"[bench] {args.ablation} ablation ({ABLATIONS[args.ablation].variants}) x {len(seeds)} seeds")
+    options = AblationOptions(seeds=_parse_seeds(args.seeds), recipe=args.recipe, train_subset=args.train_subset,
+                              align=args.align, device=args.device, cache_dir=cache, progress=progress)
+    return _run_study(args, "tiny", data_root, out, options, "on the local benchmark", t0)
+
+
+def _run_study(args: argparse.Namespace, preset: str, data: Path, out: Path, options: AblationOptions,
+               where: str, t0: float) -> int:
+    """One registered study on `preset`: run, write results.json and the report, print the table and claims."""
+    print(f"[bench] {args.ablation} ablation ({ABLATIONS[args.ablation].variants}) {where} x "
+          f"{len(options.seeds)} seeds")
     try:
-        ablation = run_study(args.ablation, data_root, out / "ablation", options)
+        ablation = run_named_study(args.ablation, preset, data, out / "ablation", options)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    results = {"preset": args.preset, "command": command_line(args), "seed": list(seeds), "align": args.align,
-               "description": f"{args.ablation} ablation on the local benchmark", "study": args.ablation,
+    results = {"preset": args.preset, "command": command_line(args), "seed": list(options.seeds),
+               "align": args.align, "description": f"{args.ablation} ablation {where}", "study": args.ablation,
                "ablation": ablation, "timings": {"total_s": round(time.monotonic() - t0, 1)}}
     path = write_results(results, out)
-    html, _ = build_study_report(args.ablation, results, out)
-    print(f"[bench] results: {path}\n[bench] report:  {html}")
+    html, md = build_named_report(args.ablation, preset, results, out)
+    print(f"[bench] results: {path}\n[bench] report:  {html}\n[bench] markdown: {md}")
     _print_study(ablation)
     print(f"[bench] done in {results['timings']['total_s']:.0f} s")
     return 0
@@ -218,28 +215,12 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def _run_genuine_ablation(args: argparse.Namespace, t0: float) -> int:
-    from gendet.bench.ablations import run_genuine_study
     from gendet.evaluation.fidelity import default_cache_dir
-    from gendet.report.genuine_study_report import build_genuine_study_report
 
-    seeds = _parse_seeds(args.seeds)
-    out: Path = args.out
-    options = AblationOptions(seeds=seeds, recipe=args.recipe, align=args.align, device=args.device,
-                              cache_dir=args.cache_dir or default_cache_dir(), progress=not args.no_progress)
-    print(f"[bench] {args.ablation} ablation on the genuine preset x {len(seeds)} seeds")
-    try:
-        ablation = run_genuine_study(args.ablation, args.data, out / "ablation", options)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    results = {"preset": "genuine", "command": command_line(args), "seed": list(seeds), "align": args.align,
-               "description": f"{args.ablation} ablation on the genuine preset ({args.data})", "study": args.ablation,
-               "ablation": ablation, "timings": {"total_s": round(time.monotonic() - t0, 1)}}
-    path = write_results(results, out)
-    html, md = build_genuine_study_report(results, out)
-    print(f"[bench] results: {path}\n[bench] report:  {html}\n[bench] markdown: {md}")
-    _print_study(ablation)
-    print(f"[bench] done in {results['timings']['total_s']:.0f} s")
-    return 0
+    options = AblationOptions(seeds=_parse_seeds(args.seeds), recipe=args.recipe, align=args.align,
+                              device=args.device, cache_dir=args.cache_dir or default_cache_dir(),
+                              progress=not args.no_progress)
+    return _run_study(args, "genuine", args.data, args.out, options, f"on the genuine preset ({args.data})", t0)
 
 
 def _print_study(ablation: dict) -> None:

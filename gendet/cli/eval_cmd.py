@@ -21,21 +21,13 @@ from gendet.data.layouts import LAYOUTS
 from gendet.data.preprocess import ALIGN_MODES, Preprocess
 from gendet.data.sample import Sample
 from gendet.evaluation.degradations import DEGRADATIONS
+from gendet.evaluation.eval_job import eval_record, evaluate_blocks
 from gendet.evaluation.inference import Predictions
-from gendet.evaluation.metrics import METRIC_KEYS
-from gendet.evaluation.protocol import (
-    degradation_mean,
-    degradation_table,
-    evaluate,
-    read_eval_samples,
-    resolve_threshold,
-    write_predictions_csv,
-)
+from gendet.evaluation.protocol import read_eval_samples, resolve_threshold, write_predictions_csv
 from gendet.evaluation.text_metrics import explanation_report
 from gendet.io import atomic_write_text
 from gendet.models.base import Detector
 from gendet.models.checkpoint import CheckpointError, checkpoint_preprocess, load_checkpoint
-from gendet.version import VERSION
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -194,64 +186,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     samples, layout = _samples(args, config)
     torch.manual_seed(args.seed)
-
-    kw = {"batch_size": args.batch_size, "workers": args.workers, "device": args.device, "seed": args.seed}
-    progress = sys.stderr.isatty()
     try:
-        if args.degradation == "all":
-            table, preds = degradation_table(detector, samples, pp, threshold, source, progress=progress, **kw)
-        else:
-            metrics, p = evaluate(
-                detector, samples, pp, threshold, source, degradation=args.degradation,
-                progress=f"eval {args.degradation}" if progress else False, **kw,
-            )
-            table, preds = {args.degradation: metrics}, {args.degradation: p}
+        blocks = evaluate_blocks(detector, samples, pp, threshold, source, args.degradation, args.batch_size,
+                                 args.workers, args.device, args.seed, progress=sys.stderr.isatty())
     except ValueError as e:  # nothing decodable
         print(f"gendet eval: error: {e}", file=sys.stderr)
         return 1
-
-    errors: list[list[str]] = []
-    for block in table.values():
-        errors.extend(e for e in block.pop("errors") if e not in errors)
-    main_block = table["none"] if args.degradation == "all" else table[args.degradation]
-    main_preds = preds["none"] if args.degradation == "all" else preds[args.degradation]
-    generators = sorted({s.generator for s in main_preds.samples})
-
     out = Path(args.json) if args.json else Path(args.checkpoint) / "eval" / (
         _tag(Path(args.data), args.subset, args.split, args.degradation) + ".json"
     )
     csv_path = out.with_name(out.stem + ".predictions.csv")
-    explanation = _explanations(args, detector, pp, main_preds, out.with_name(out.stem + ".explanations.csv"))
-    result: dict[str, Any] = {k: main_block[k] for k in METRIC_KEYS}
-    if "notes" in main_block:
-        result["notes"] = main_block["notes"]
-    result.update(
-        subsets=main_block.get("subsets", {}),
-        generators=generators,
-        degradation=args.degradation,
-        align=pp.align,
-        align_checkpoint=trained_align,
-        preprocess=pp.to_dict(),
-        model=config.get("model"),
-        checkpoint=str(Path(args.checkpoint).resolve()),
-        data_root=str(Path(args.data).resolve()),
-        layout=layout,
-        subset=args.subset,
-        split=args.split,
-        splits=sorted({s.split for s in samples}),
-        command=command_line(args),
-        seed=args.seed,
-        gendet_version=VERSION,
-        errors=errors,
-        predictions_file=csv_path.name,
-    )
-    if args.degradation == "all":
-        result["degradations"] = table
-        result["degradation_summary"] = {"metric": "acc", "mean": degradation_mean(table, "acc")}
-    if explanation is not None:
-        result["explanation"] = explanation
-
+    explanation = _explanations(args, detector, pp, blocks.preds[blocks.main],
+                                out.with_name(out.stem + ".explanations.csv"))
+    result = eval_record(blocks, samples, pp, explanation, align_checkpoint=trained_align, model=config.get("model"),
+                         checkpoint=str(Path(args.checkpoint).resolve()), data_root=str(Path(args.data).resolve()),
+                         layout=layout, subset=args.subset, split=args.split, command=command_line(args),
+                         seed=args.seed, predictions_file=csv_path.name)
     atomic_write_text(out, json.dumps(result, indent=2, allow_nan=False))
-    write_predictions_csv(csv_path, preds)
+    write_predictions_csv(csv_path, blocks.preds)
     _print_summary(result, out, csv_path)
-    return 1 if errors else 0
+    return 1 if blocks.errors else 0

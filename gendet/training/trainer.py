@@ -1,4 +1,5 @@
-"""The trainer: AdamW + warm-up/cosine, early stopping on validation AUC, exact resume.
+"""The epoch trainer: epochs of seeded batches through the step loop (gendet.training.loop) on the detector's own
+loss, validation after each epoch, early stopping on validation AUC, the best weights, exact resume.
 
 Reproducibility contract: a run is a pure function of (detector init, samples,
 TrainConfig). Each epoch's sample order comes from a generator seeded by
@@ -20,7 +21,6 @@ ranks resumes on M. Only rank 0 writes files.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
@@ -46,6 +46,7 @@ from gendet.models.base import Detector
 from gendet.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
 from gendet.training import distributed
 from gendet.training.logs import CSV_FILE, JSONL_FILE, TrainLog, jsonable
+from gendet.training.loop import StepLoop, note_errors
 from gendet.training.optim import OptimizerStep, warmup_steps
 from gendet.training.state import (
     atomic_torch_save,
@@ -61,7 +62,7 @@ from gendet.training.validation import score_validation
 
 STATE_DIR = "train_state"
 STATE_FILE = "last.pt"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the step loop's progress under "loop"
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 THRESHOLD_MODES = ("fixed", "val")
 # Fields that change the optimisation trajectory: a resume must not change them.
@@ -155,6 +156,16 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+class DetectorObjective:
+    """A detector's own loss (`Detector.loss`) on its forward pass (through the DDP wrapper when there is one)."""
+
+    def __init__(self, model: nn.Module, detector: Detector) -> None:
+        self.model, self.detector = model, detector
+
+    def loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return self.detector.loss(batch, self.model(batch))
+
+
 class _Run:
     """One training run; all mutable progress lives in attributes saved by `_save_state`."""
 
@@ -188,6 +199,9 @@ class _Run:
                                  grad_clip=cfg.grad_clip,
                                  scaler=torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None)
         self.log = TrainLog(out_dir) if self.dist.is_main else distributed.NullTrainLog()
+        self.loop = StepLoop(self.model, detector, self.opt, self.device, self.amp_dtype, self.dist, self.log,
+                             cfg.seed, cfg.grad_accum, self.min_items)
+        self.objective = DetectorObjective(self.model, detector)
         self.state_path = out_dir / STATE_DIR / STATE_FILE
         self.fingerprint = {
             "model": detector.name,
@@ -197,20 +211,23 @@ class _Run:
             "preprocess": pp.to_dict(),
         }
 
-        # progress (saved in the resume state)
+        # progress (saved in the resume state, with the step loop's: step, batches of the epoch done, losses,
+        # bad training files, skipped batches)
         self.epoch = 0  # 0-based epoch being trained
-        self.batch_in_epoch = 0  # batches of `epoch` already consumed
-        self.global_step = 0
         self.best: dict[str, Any] | None = None  # epoch, step, auc, loss, metrics, labels, scores
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.bad_epochs = 0
         self.stopped_early = False
-        self.epoch_loss = [0.0, 0]  # sum of batch losses, batches (this epoch)
-        self.window_loss = [0.0, 0]  # same, since the last "train" log row
-        self.train_errors: dict[str, str] = {}
         self.val_errors: dict[str, str] = {}
-        self.skipped_batches = 0
         self.seconds_per_epoch: list[float] = []
+
+    @property
+    def global_step(self) -> int:
+        return self.loop.step
+
+    @property
+    def train_errors(self) -> dict[str, str]:
+        return self.loop.errors
 
     # -- resume state --------------------------------------------------------
     def _save_state(self) -> None:
@@ -223,18 +240,14 @@ class _Run:
             "fingerprint": self.fingerprint,
             "model": _cpu_state(self.detector),
             **self.opt.state_dict(),
+            "loop": self.loop.state_dict(),
+            "global_step": self.global_step,  # also in "loop"; here for tools that watch a run's progress
             "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "global_step": self.global_step,
             "best": self.best,
             "best_weights": self.best_weights,
             "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early,
-            "epoch_loss": list(self.epoch_loss),
-            "window_loss": list(self.window_loss),
-            "train_errors": dict(self.train_errors),
             "val_errors": dict(self.val_errors),
-            "skipped_batches": self.skipped_batches,
             "seconds_per_epoch": list(self.seconds_per_epoch),
             "rng": get_rng_state(),
             "log_offsets": self.log.offsets(),
@@ -256,9 +269,9 @@ class _Run:
             raise ResumeError("cannot resume with different training settings: " + "; ".join(changed))
         self.detector.load_state_dict(state["model"], strict=True)
         self.opt.load_state_dict(state)
-        for key in ("epoch", "batch_in_epoch", "global_step", "best", "best_weights", "bad_epochs",
-                    "stopped_early", "epoch_loss", "window_loss", "train_errors", "val_errors",
-                    "skipped_batches", "seconds_per_epoch"):
+        self.loop.load_state_dict(state["loop"])
+        for key in ("epoch", "best", "best_weights", "bad_epochs", "stopped_early", "val_errors",
+                    "seconds_per_epoch"):
             setattr(self, key, state[key])
         self.log.start(state["log_offsets"])
         if self.dist.world_size == 1 and state.get("world_size", 1) == 1:
@@ -267,21 +280,8 @@ class _Run:
             distributed.seed_rank(self.cfg.seed, self.dist.rank, self.global_step)
 
     # -- training ------------------------------------------------------------
-    def _note_errors(self, errors: list[tuple[str, str]], store: dict[str, str], where: str) -> None:
-        for path, reason in errors:
-            if path not in store:  # report each bad file once, not once per epoch
-                store[path] = reason
-                self.log.write({"kind": "decode_error", "where": where, "path": path, "reason": reason,
-                                "epoch": self.epoch + 1, "step": self.global_step})
-                if self.dist.is_main:
-                    tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
-
     def _lr(self) -> float:
         return self.opt.lr
-
-    def _optimizer_step(self) -> None:
-        self.opt.step()
-        self.global_step += 1
 
     def _train_epoch(self, bar: tqdm) -> bool:
         """Train the rest of `self.epoch`; True when max_steps stopped it."""
@@ -289,106 +289,40 @@ class _Run:
         if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
             return True
         batches = epoch_batches(len(self.train_samples), cfg.batch_size, cfg.seed, self.epoch)
-        if self.batch_in_epoch >= len(batches):
+        if self.loop.consumed >= len(batches):
             return False
         loader = self._epoch_loader(batches)
         self.detector.train()
-        accumulated = synced = False
-        for j, batch in enumerate(loader, start=self.batch_in_epoch):
-            counts = self._batch_counts(batch)
-            group_start = (j // cfg.grad_accum) * cfg.grad_accum
-            group_size = min(cfg.grad_accum, len(batches) - group_start)
-            if self.dist.enabled and j == group_start:
-                distributed.seed_rank(cfg.seed, self.dist.rank, self.global_step)
-            if min(good for good, _ in counts) >= self.min_items:
-                synced = j + 1 - group_start >= group_size  # DDP all-reduces in the group's last backward
-                loss = self._forward_backward(batch, group_size, sum(good for good, _ in counts), synced)
-                accumulated = True
-                self.epoch_loss[0] += loss
-                self.epoch_loss[1] += 1
-                self.window_loss[0] += loss
-                self.window_loss[1] += 1
-            else:
-                self.skipped_batches += 1
-                self.log.write({"kind": "skipped_batch", "epoch": self.epoch + 1, "step": self.global_step,
-                                "good_items": sum(g for g, _ in counts), "bad_items": sum(b for _, b in counts)})
-            if j + 1 - group_start < group_size:
-                continue  # still accumulating
-            self.batch_in_epoch = j + 1
-            if not accumulated:
-                continue  # every batch of this group was skipped: no optimizer step
-            if self.dist.enabled and not synced:
-                distributed.average_gradients(self.detector)  # the group's last batch was skipped
-            self._optimizer_step()
-            accumulated = False
-            if self._after_step(bar):
-                return True
-        return False
+        self.loop.context = {"epoch": self.epoch + 1}
+        return self.loop.run(loader, len(batches), self.loop.consumed, self.objective, lambda: self._after_step(bar))
 
     def _epoch_loader(self, batches: list) -> DataLoader:
         """This rank's share of the epoch's remaining batches."""
         self.dataset.set_epoch(self.epoch)
         return DataLoader(
             self.dataset, num_workers=self.cfg.workers,
-            batch_sampler=[distributed.rank_shard(b, self.dist) for b in batches[self.batch_in_epoch :]],
+            batch_sampler=[distributed.rank_shard(b, self.dist) for b in batches[self.loop.consumed :]],
             collate_fn=collate_items,
             # own generator: creating the loader must not draw from the global RNG,
             # or a loader built at resume time would shift dropout randomness.
             generator=torch.Generator().manual_seed(mix_seed(self.cfg.seed, self.epoch, 1)),
         )
 
-    def _batch_counts(self, batch: dict[str, Any]) -> list[list[int]]:
-        """Every rank's (good, bad) item counts, so all ranks take the same skip decision; errors noted."""
-        counts = distributed.gather_ints([len(batch["path"]), len(batch["errors"])])
-        errors = batch["errors"]
-        if self.dist.enabled and any(bad for _, bad in counts):
-            errors = [e for errs in distributed.gather_objects(errors) for e in errs]
-        self._note_errors(errors, self.train_errors, "train")
-        return counts
-
     def _after_step(self, bar: tqdm) -> bool:
         """Progress, the loss log and periodic saves after an optimizer step; True when max_steps is reached."""
         cfg = self.cfg
         bar.update(1)
-        if self.window_loss[1]:
-            bar.set_postfix(loss=f"{self.window_loss[0] / self.window_loss[1]:.4f}", lr=f"{self._lr():.2e}")
-        if self.global_step % cfg.log_every == 0 and self.window_loss[1]:
+        window = self.loop.window_means()
+        if window:
+            bar.set_postfix(loss=f"{window['loss']:.4f}", lr=f"{self._lr():.2e}")
+        if self.global_step % cfg.log_every == 0 and window:
             self.log.write({"kind": "train", "epoch": self.epoch + 1, "step": self.global_step,
-                            "lr": self._lr(), "loss": self.window_loss[0] / self.window_loss[1],
-                            "elapsed_s": time.monotonic() - self.t0})
-            self.window_loss = [0.0, 0]
+                            "lr": self._lr(), **window, "elapsed_s": time.monotonic() - self.t0})
+            self.loop.reset_window()
         reached = cfg.max_steps is not None and self.global_step >= cfg.max_steps
         if reached or (cfg.save_every_steps and self.global_step % cfg.save_every_steps == 0):
             self._save_state()
         return reached
-
-    def _forward_backward(self, batch: dict[str, Any], group_size: int, n_global: int, sync: bool) -> float:
-        """Forward + backward of this rank's share; returns the loss over the whole (global) batch.
-
-        `sync`: the last batch of an accumulation group; DDP all-reduces gradients only then.
-        """
-        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-        no_sync = self.dist.enabled and not sync
-        with self.model.no_sync() if no_sync else contextlib.nullcontext():
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                enabled=self.amp_dtype is not None):
-                out = self.model(batch)
-                loss = self.detector.loss(batch, out)["loss"]
-            value, scaled = float(loss.detach()), loss.float() / group_size
-            if self.dist.enabled:
-                # DDP averages gradients over ranks; weighting by share size makes that the mean over
-                # the global batch even when shares differ (uneven split, decode errors).
-                n_local = len(batch["path"])
-                value = distributed.all_sum([value * n_local])[0] / n_global  # NaN on any rank reaches all
-                scaled = scaled * (n_local * self.dist.world_size / n_global)
-            if not math.isfinite(value):
-                # fail loudly (on every rank); the last resume state is from before this step
-                raise FloatingPointError(
-                    f"non-finite loss {value} at epoch {self.epoch + 1}, step {self.global_step}; "
-                    "lower --lr or check the data"
-                )
-            self.opt.backward(scaled)
-        return value
 
     # -- validation ------------------------------------------------------------
     def _validate(self) -> dict[str, Any] | None:
@@ -398,7 +332,8 @@ class _Run:
         labels, scores, errors = score_validation(
             self.detector, self.val_samples, self.pp, self.cfg.batch_size, self.cfg.workers, self.device,
             self.cfg.seed, self.dist)
-        self._note_errors(errors, self.val_errors, "val")
+        note_errors(errors, self.val_errors, "val", self.log, self.dist, {"epoch": self.epoch + 1,
+                                                                           "step": self.global_step})
         if len(scores) == 0:
             if self.dist.is_main:
                 tqdm.write("no validation image could be decoded: this epoch is not validated", file=sys.stderr)
@@ -420,9 +355,8 @@ class _Run:
         return {"val_loss": val_loss, "metrics": metrics, "best": improved}
 
     def _log_epoch(self, val: dict[str, Any] | None) -> None:
-        n = self.epoch_loss[1]
         row: dict[str, Any] = {"kind": "val", "epoch": self.epoch + 1, "step": self.global_step, "lr": self._lr(),
-                               "loss": self.epoch_loss[0] / n if n else None,
+                               "loss": self.loop.total_means().get("loss"),
                                "elapsed_s": time.monotonic() - self.t0}
         if val is not None:
             m = val["metrics"]
@@ -469,8 +403,8 @@ class _Run:
                 self.stopped_early = bool(self.cfg.patience and val is not None
                                           and self.bad_epochs >= self.cfg.patience)
                 self.epoch += 1
-                self.batch_in_epoch = 0
-                self.epoch_loss = [0.0, 0]
+                self.loop.consumed = 0
+                self.loop.reset_totals()
                 self._save_state()
         finally:
             bar.close()
@@ -533,7 +467,7 @@ def train(
         "n_val": len(run.val_samples),
         "decode_errors": {"train": len(run.train_errors), "val": len(run.val_errors),
                           "files": sorted([p, r] for p, r in {**run.train_errors, **run.val_errors}.items())},
-        "skipped_batches": run.skipped_batches,
+        "skipped_batches": run.loop.skipped_batches,
         "seconds_per_epoch": run.seconds_per_epoch,
     }
     if dist_info.enabled:

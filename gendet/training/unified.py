@@ -1,4 +1,5 @@
-"""UniGenDet's two training stages (their objectives: gendet.models.unigendet.objectives).
+"""UniGenDet's two training stages: a step-indexed batch plan through the step loop (gendet.training.loop) on
+the stage's objective (gendet.models.unigendet.objectives), the EMA weights saved at the end.
 
 GDUF (stage "gduf"): one loss over mixed batches of detection and generation data,
     L = w_text * CE(explanation tokens) + w_cls * CE(head, label) + w_flow * MSE_flow
@@ -37,8 +38,10 @@ from gendet.evaluation.thresholds import fit_threshold
 from gendet.generation.training import ema_model
 from gendet.models.checkpoint import save_checkpoint
 from gendet.models.unigendet import UniGenDet
-from gendet.models.unigendet.objectives import LossWeights, diga_loss, gduf_loss
+from gendet.models.unigendet.objectives import DIGAObjective, GDUFObjective, LossWeights
+from gendet.training import distributed
 from gendet.training.logs import TrainLog, jsonable
+from gendet.training.loop import Objective, StepLoop
 from gendet.training.optim import OptimizerStep
 from gendet.training.state import (
     atomic_torch_save,
@@ -181,9 +184,16 @@ class UnifiedRun:
                                  grad_clip=cfg.grad_clip, clip=self.params, ema=self.ema, ema_of=model)
         self.weights = LossWeights(cfg.w_text, cfg.w_cls, cfg.w_flow, cfg.w_align)
         self.log = TrainLog(out)
-        self.step = 0
-        self.errors: dict[str, str] = {}
-        self.loss_sums: dict[str, float] = {}
+        # one process: the objectives call the model's own methods, which DistributedDataParallel cannot wrap
+        amp = torch.bfloat16 if self.device.type == "cuda" and cfg.amp != "off" else None
+        self.loop = StepLoop(model, model, self.opt, self.device, amp, distributed.DistInfo(), self.log, cfg.seed,
+                             min_items=0, name=cfg.stage)  # min_items 0: no step is ever skipped
+        det_size = cfg.det_batch if cfg.stage == "gduf" and cfg.train_detection else 0
+        gen_size = cfg.generation_batch if cfg.train_generation else 0
+        self.objective: Objective = (
+            DIGAObjective(model, self.teacher, self.weights) if self.teacher is not None else
+            GDUFObjective(model, self.weights, [s.explanation for s in self.samples], self.has_text, det_size,
+                          gen_size))
         self.fingerprint = {"model_config": jsonable(model.config), "train": samples_fingerprint(self.samples),
                             # settings that do not change the trajectory may differ on resume
                             "config": {k: v for k, v in asdict(cfg).items()
@@ -194,24 +204,32 @@ class UnifiedRun:
     def state_path(self) -> Path:
         return self.out / STATE_FILE
 
+    @property
+    def step(self) -> int:
+        return self.loop.step
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return self.loop.errors
+
     def save_state(self) -> None:
         atomic_torch_save({
             "fingerprint": self.fingerprint, "step": self.step, "model": self.model.state_dict(),
-            **self.opt.state_dict(), "rng": get_rng_state(), "errors": self.errors,
-            "loss_sums": self.loss_sums, "log_offsets": self.log.offsets(),
+            **self.opt.state_dict(), "loop": self.loop.state_dict(), "rng": get_rng_state(),
+            "log_offsets": self.log.offsets(),
         }, self.state_path)
 
     def load_state(self) -> None:
         if not self.state_path.is_file():
             raise ResumeError(f"nothing to resume: {self.state_path} does not exist")
         st = read_train_state(self.state_path, ResumeError, ("fingerprint", "model", "ema", "optimizer", "scheduler",
-                                                             "step", "errors", "loss_sums"))
+                                                             "loop"))
         diffs = [k for k in self.fingerprint if st["fingerprint"].get(k) != self.fingerprint[k]]
         if diffs:
             raise ResumeError(f"cannot resume {self.state_path}: the run differs in {', '.join(diffs)}")
         self.model.load_state_dict(st["model"], strict=True)
         self.opt.load_state_dict(st)
-        self.step, self.errors, self.loss_sums = st["step"], st["errors"], st["loss_sums"]
+        self.loop.load_state_dict(st["loop"])
         self.log.start(st["log_offsets"])
         set_rng_state(st["rng"])
 
@@ -228,59 +246,31 @@ class UnifiedRun:
         self.model.train()
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"unigendet/{cfg.stage}", unit="step",
                    disable=None if cfg.progress else True, dynamic_ncols=True)
-        t0 = time.monotonic()
+        self.t0 = time.monotonic()
         stop = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
         try:
-            for batch in self.batches.loader(self.step):
-                if self.step >= stop:
-                    break
-                parts = self._step(batch)
-                self.step += 1
-                for k, v in parts.items():
-                    self.loss_sums[k] = self.loss_sums.get(k, 0.0) + float(v)
-                self.loss_sums["_n"] = self.loss_sums.get("_n", 0.0) + 1
-                bar.update(1)
-                bar.set_postfix({k: f"{float(v):.3f}" for k, v in parts.items()})
-                if self.step % 10 == 0 or self.step == stop:
-                    n = self.loss_sums.pop("_n")
-                    row = {k: v / n for k, v in self.loss_sums.items()}
-                    self.log.write({"kind": "train", "step": self.step, "lr": self.opt.scheduler.get_last_lr()[0],
-                                    "elapsed_s": time.monotonic() - t0, **row})
-                    self.loss_sums = {}
-                if self.step == stop or (cfg.save_every_steps and self.step % cfg.save_every_steps == 0):
-                    self.save_state()
+            if self.step < stop:
+                self.loop.run(self.batches.loader(self.step), cfg.steps, self.step, self.objective,
+                              lambda: self._after_step(bar, stop))
         finally:
             bar.close()
 
-    def _step(self, batch: dict[str, Any]) -> dict[str, float]:
-        for path, reason in batch["errors"]:
-            if path not in self.errors:
-                self.errors[path] = reason
-                self.log.write({"kind": "decode_error", "path": path, "reason": reason, "step": self.step})
-        det_idx, gen_idx = self.batches.indices(self.step)
-        image = batch["image"].to(self.device)
-        index = batch["index"].tolist()
-        # the planned batch is det indices then gen indices; failed files are missing from both parts
-        n_det = sum(pos < len(det_idx) for pos in batch["position"])
-        det_img, gen_img = image[:n_det], image[n_det:]
-        if len(gen_idx) and gen_img.shape[0] == 0:
-            raise RuntimeError(f"step {self.step}: no generation image could be decoded")
-        use_amp = self.device.type == "cuda" and self.cfg.amp != "off"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-            if self.cfg.stage == "diga":
-                parts = diga_loss(self.model, self.teacher, gen_img, self.weights)
-            else:
-                labels = batch["label"][:n_det].to(self.device)
-                texts = [self.samples[i].explanation for i in index[:n_det]]
-                parts = gduf_loss(self.model, det_img, labels, texts, gen_img, self.weights, self.has_text)
-        loss = parts["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite {self.cfg.stage} loss at step {self.step}: "
-                                     + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in parts.items()))
-        self.opt.optimizer.zero_grad(set_to_none=True)  # none left over from gradients computed outside the loop
-        self.opt.backward(loss)
-        self.opt.step()
-        return {k: float(v.detach()) for k, v in parts.items()}
+    def _after_step(self, bar: tqdm, stop: int) -> bool:
+        """Progress, the loss log every 10 steps and the resume state; True at `stop`."""
+        window = self.loop.window_means()
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in window.items()})
+        if self.step % 10 == 0 or self.step == stop:
+            self.log.write({"kind": "train", "step": self.step, "lr": self.opt.scheduler.get_last_lr()[0],
+                            "elapsed_s": time.monotonic() - self.t0, **window})
+            self.loop.reset_window()
+        if self.step == stop or (self.cfg.save_every_steps and self.step % self.cfg.save_every_steps == 0):
+            self.save_state()
+        return self.step >= stop
+
+    def _step(self, batch: dict[str, Any]) -> None:
+        """One optimiser step on one collated batch (what the loop does with each planned batch)."""
+        self.loop.run([batch], 1, 0, self.objective, lambda: True)
 
 
 def train_unified(model: UniGenDet, samples: Sequence[Sample], val: Sequence[Sample], pp: Preprocess,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from gendet.bench.ablation import run_from_options
-from gendet.bench.ablations import ABLATIONS, AblationOptions, compare, get_ablation, interval, welch_p
+from gendet.bench.ablation import UniGenDetTinyStudy
+from gendet.bench.ablations import ABLATIONS, get_ablation, study_class
+from gendet.bench.study import AblationOptions, Study, compare, interval, welch_p
 
 
-def test_every_registered_study_resolves() -> None:
-    from gendet.bench.ablations import _resolve
-
-    for study in ABLATIONS.values():
-        assert callable(_resolve(study.runner)) and callable(_resolve(study.report))
+def test_every_registered_study_is_a_study_of_its_name_and_preset() -> None:
+    for name, entry in ABLATIONS.items():
+        assert set(entry.studies) == {"tiny", "genuine"}
+        for preset in entry.studies:
+            cls = study_class(name, preset)
+            assert issubclass(cls, Study) and cls.name == name and cls.preset == preset
+            assert cls.title and cls.protocol and cls.metrics and cls.default_recipe in cls.recipes
 
 
 def test_unknown_study_is_named() -> None:
@@ -37,4 +40,4 @@ def test_welch_needs_two_values_per_side() -> None:
 
 def test_unigendet_runner_rejects_unknown_recipe(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown --recipe 'nope'"):
-        run_from_options(tmp_path, tmp_path / "out", AblationOptions(recipe="nope"))
+        UniGenDetTinyStudy.from_options(tmp_path, tmp_path / "out", AblationOptions(recipe="nope"))

@@ -9,9 +9,8 @@ import pytest
 from data.manipulations.helpers import make_base_root
 
 import gendet.bench.gamma_ablation as ga
-from gendet.bench.ablations import _resolve, get_ablation
+from gendet.bench.ablations import build_named_report, study_class
 from gendet.models.gamma import GammaDetector
-from gendet.report.gamma_report import build_gamma_report, per_kind_rows
 
 RECIPE = {"epochs": 1, "batch_size": 8, "lr": 1e-3, "warmup": 0.0, "weight_decay": 0.0, "max_steps": 2}
 SMALL = {**GammaDetector.small_config}
@@ -72,19 +71,18 @@ def test_finished_runs_are_reused(ablation, monkeypatch) -> None:
 
 def test_report(ablation) -> None:
     _, out, _, ab = ablation
-    html, md = build_gamma_report({"ablation": ab, "command": "gendet bench --ablation gamma",
-                                   "timings": {"total_s": 1.0}}, out)
+    html, md = build_named_report("gamma", "tiny", {"ablation": ab, "command": "gendet bench --ablation gamma",
+                                                    "timings": {"total_s": 1.0}}, out)
     text = html.read_text()
     assert "GAMMA ablation" in text and "w/o manipulated data" in text and text.count("<img") >= 2
     assert "pixel F1" in md.read_text()
-    kinds = {(r["variant"], r["kind"]) for r in per_kind_rows(ab)}
+    kinds = {(r["variant"], r["kind"]) for r in ga.per_kind_rows(ab)}
     assert ("full", "splice") in kinds and not any(v == "w/o seg heads" for v, _ in kinds)
 
 
 def test_registered_and_refuses_unknown_recipe(tmp_path) -> None:
-    study = get_ablation("gamma")
-    assert _resolve(study.runner) is ga.run_from_options and callable(_resolve(study.report))
-    from gendet.bench.ablations import AblationOptions
+    assert study_class("gamma", "tiny") is ga.GammaTinyStudy
+    from gendet.bench.study import AblationOptions
 
     with pytest.raises(ValueError, match="unknown --recipe"):
-        ga.run_from_options(tmp_path, tmp_path, AblationOptions(recipe="nope"))
+        ga.GammaTinyStudy.from_options(tmp_path, tmp_path, AblationOptions(recipe="nope"))

@@ -8,12 +8,11 @@ from dataclasses import replace
 import pytest
 
 from gendet.bench import presets
-from gendet.bench.ablations import get_ablation
-from gendet.bench.hrr_ablation import RECIPES, inject_label_noise, run_ablation, variants_for
+from gendet.bench.ablations import build_named_report, study_class
+from gendet.bench.hrr_ablation import RECIPES, HRRTinyStudy, inject_label_noise, run_ablation, variants_for
 from gendet.cli.main import main
 from gendet.data.layouts import read_samples
 from gendet.models.hrr.cache import shared_cache
-from gendet.report.hrr_report import build_hrr_report
 
 SMALL = {"image_size": 32, "width": 4, "channels": 8}
 RECIPE = {"epochs": 1, "batch_size": 8, "lr": 1e-3, "t": 0.15, "steps": 1, "test_sizes": [24],
@@ -34,7 +33,7 @@ def test_variants_cover_the_study() -> None:
     names = list(variants_for(RECIPES["tiny"]))
     assert names[:4] == ["dire", "hrr w/o refinement", "hrr", "hrr (squared loss)"]
     assert "hrr, 10% label noise" in names and "hrr (squared loss), 20% label noise" in names
-    assert get_ablation("hrr").runner.endswith("hrr_ablation:run_from_options")
+    assert study_class("hrr", "tiny") is HRRTinyStudy
 
 
 def test_runner_and_report_on_a_tiny_tree(genimage_root, tmp_path) -> None:
@@ -61,7 +60,7 @@ def test_runner_and_report_on_a_tiny_tree(genimage_root, tmp_path) -> None:
     assert again["runs"]["hrr"][0]["auc_mean"] == hrr["auc_mean"]
 
     results = {"command": "gendet bench --ablation hrr (test)", "ablation": res, "timings": {"total_s": 1.0}}
-    html, md = build_hrr_report(results, tmp_path)
+    html, md = build_named_report("hrr", "tiny", results, tmp_path)
     text = html.read_text()
     for section in ("Task 1", "Task 2", "Size shift", "label noise", "claims", "kept"):
         assert section in text

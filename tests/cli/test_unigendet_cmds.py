@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from gendet.bench.ablation import VARIANTS, run_ablation
-from gendet.bench.ablations import interval
+from gendet.bench.ablations import build_named_report
+from gendet.bench.study import interval
 from gendet.cli.main import main
 from gendet.detect.model import default_checkpoint_dir
 from gendet.evaluation.fidelity import TinyCNNExtractor
-from gendet.report.ablation_report import build_ablation_report
 
 # A CPU-test size that keeps the shipped autoencoder (ae_channels 24/48/96, 4 latent channels).
 MODEL = {"image_size": 32, "hidden": 32, "depth": 2, "heads": 2, "vision_patch": 8}
@@ -113,8 +113,9 @@ def test_ablation_runs_every_variant_and_reuses_finished_runs(genimage_root, tmp
     again = run_ablation(genimage_root, tmp_path / "ab", **kw)
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing retrained
     assert again["table"] == first["table"]
-    assert set(first["sample_grids"]) == set(VARIANTS)
-    html, md = build_ablation_report({"ablation": first, "command": "gendet bench ...", "timings": {}}, tmp_path)
+    assert all(first["runs"][v][0]["samples"].startswith("samples-") for v in VARIANTS)
+    html, md = build_named_report("unigendet", "tiny", {"ablation": first, "command": "gendet bench ...",
+                                                        "timings": {}}, tmp_path)
     text = md.read_text()
     assert html.is_file() and "w/o SMSA" in text and "p (Welch, seeds)" in text and "text term: absent" in text
 

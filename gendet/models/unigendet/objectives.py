@@ -1,4 +1,5 @@
-"""UniGenDet's training objectives (SPEC; the step loop that minimises them is gendet.training.unified).
+"""UniGenDet's training objectives (SPEC), and the stage objectives gendet.training.loop's step loop
+minimises (`GDUFObjective`, `DIGAObjective`; the batch plan is gendet.training.unified's).
 
 GDUF: one loss over a mixed batch of detection and generation data,
     L = w_text * CE(explanation tokens) + w_cls * CE(head, label) + w_flow * MSE_flow,
@@ -10,6 +11,7 @@ states of the real image's vision tokens in the frozen GDUF detector (the teache
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -90,3 +92,33 @@ def diga_loss(model: UniGenDet, teacher: UniGenDet, gen_image: torch.Tensor,
     align = 1.0 - cos
     return {"loss": weights.w_flow * mse + weights.w_align * align, "mse_flow": mse, "align": align,
             "cos": cos.detach()}
+
+
+class GDUFObjective:
+    """GDUF as a step objective: a planned batch is `det_size` detection items then generation items; items
+    that failed to decode are missing from either part (`batch["position"]`: each good item's planned place)."""
+
+    def __init__(self, model: UniGenDet, weights: LossWeights, texts: list[str | None], has_text: bool,
+                 det_size: int, gen_size: int) -> None:
+        self.model, self.weights, self.texts, self.has_text = model, weights, texts, has_text
+        self.det_size, self.gen_size = det_size, gen_size
+
+    def loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        n_det = sum(pos < self.det_size for pos in batch["position"])
+        det_img, gen_img = batch["image"][:n_det], batch["image"][n_det:]
+        if self.gen_size and gen_img.shape[0] == 0:
+            raise RuntimeError("no generation image of this batch could be decoded")
+        texts = [self.texts[i] for i in batch["index"].tolist()[:n_det]]
+        return gduf_loss(self.model, det_img, batch["label"][:n_det], texts, gen_img, self.weights, self.has_text)
+
+
+class DIGAObjective:
+    """DIGA as a step objective: every item of a batch is generation data (real images)."""
+
+    def __init__(self, model: UniGenDet, teacher: UniGenDet, weights: LossWeights) -> None:
+        self.model, self.teacher, self.weights = model, teacher, weights
+
+    def loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if batch["image"].shape[0] == 0:
+            raise RuntimeError("no generation image of this batch could be decoded")
+        return diga_loss(self.model, self.teacher, batch["image"], self.weights)
