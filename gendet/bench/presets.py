@@ -1,6 +1,8 @@
 """Benchmark presets: which generators, detectors and budgets a `gendet bench` run uses.
 
-A preset is data, not code: the run (gendet.bench.bench) is the same for all.
+A preset is data, not code: the run (gendet.bench.bench) is the same for all. Its detectors are every registered
+detector whose class has a `bench` entry for the preset (next to the detector: label, config, training
+overrides), in registry order; a new detector joins a preset from its own file.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gendet.evaluation.degradations import DEGRADATIONS
+from gendet.models.registry import DETECTORS, get_detector_class
 
 
 @dataclass(frozen=True)
@@ -31,19 +34,45 @@ class DetectorSpec:
     in_default_run: bool = True
 
 
+_SPECS: dict[tuple[str, str], tuple[DetectorSpec, ...]] = {}
+
+
+def registered_specs(preset: str, train: dict[str, Any]) -> tuple[DetectorSpec, ...]:
+    """The detector columns of `preset`: each registered class's own `bench[preset]` entry, over the preset's
+    training recipe `train` (classes are imported once, on first use: the CLI's --help stays fast)."""
+    key = (preset, repr(sorted(train.items())), tuple(DETECTORS.items()))
+    if key not in _SPECS:
+        specs = []
+        for name in DETECTORS:
+            entry = vars(get_detector_class(name)).get("bench", {}).get(preset)
+            if entry is not None:
+                specs.append(DetectorSpec(name, entry["label"], dict(entry.get("config", {})),
+                                          {**train, **entry.get("train", {})}, entry.get("needs_weights", False),
+                                          entry.get("in_default_run", True)))
+        _SPECS[key] = tuple(specs)
+    return _SPECS[key]
+
+
 @dataclass(frozen=True)
 class BenchPreset:
     name: str
     image_size: int
     generators: tuple[str, ...]
-    detectors: tuple[DetectorSpec, ...]
     n_per_split: dict[str, int]
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides under each detector's own
+    detector_specs: tuple[DetectorSpec, ...] | None = None  # explicit columns (None: the registered entries)
     degradations: tuple[str, ...] = tuple(DEGRADATIONS)
     fidelity_samples: int = 100
     # `gendet generators train --preset <name> --steps-scale X` made the shipped weights;
     # --retrain-generators uses the same X so it reproduces them.
     generator_steps_scale: float = 1.0
     description: str = ""
+
+    @property
+    def detectors(self) -> tuple[DetectorSpec, ...]:
+        if self.detector_specs is not None:
+            return self.detector_specs
+        return registered_specs(self.name, self.train)
 
 
 # Sized for the 15-minute budget of the first run on 2 CPU cores (about 30 s per cell).
@@ -55,26 +84,7 @@ TINY = BenchPreset(
     generators=("dcgan", "vae", "pixel_flow", "latent_flow", "ae_recon"),
     n_per_split={"train": 400, "val": 160},
     generator_steps_scale=0.4,
-    detectors=(
-        DetectorSpec("resnet50", "resnet50 (ResNet-18 width, from scratch)",
-                     {"arch": "resnet18", "image_size": 64}, _TINY_TRAIN),
-        DetectorSpec("cnnspot", "cnnspot (ResNet-18 width, from scratch)",
-                     {"arch": "resnet18", "image_size": 64}, _TINY_TRAIN),
-        DetectorSpec("spec", "spec (ResNet-18 width, from scratch)", {"arch": "resnet18", "image_size": 64},
-                     _TINY_TRAIN),
-        DetectorSpec("npr", "npr", {"image_size": 64}, _TINY_TRAIN),
-        DetectorSpec("univfd", "univfd (CLIP ViT, local weights)", {"image_size": 224}, _TINY_TRAIN,
-                     needs_weights=True),
-        # = gendet.models.gamma.CPU_CONFIG (tested); its manipulated data: `gendet bench --ablation gamma`
-        DetectorSpec("gamma", "gamma (CPU backbone)", {"image_size": 64, "backbone": "cnn", "widths": [16, 32, 64, 128],
-                                                       "seg_dim": 16, "token_dim": 64, "heads": 4},
-                     _TINY_TRAIN, in_default_run=False),
-        # reconstruction-residual detectors: cached flow reconstructions, 4 epochs (gendet.bench.hrr_ablation)
-        DetectorSpec("hrr", "hrr (pixel_flow reconstructor, t 0.15, 2 steps)", {"image_size": 64},
-                     {**_TINY_TRAIN, "epochs": 4}, in_default_run=False),
-        DetectorSpec("dire", "dire (pixel_flow reconstructor, t 0.15, 2 steps)", {"image_size": 64},
-                     {**_TINY_TRAIN, "epochs": 4}, in_default_run=False),
-    ),
+    train=_TINY_TRAIN,
     description=(
         "GenImage in miniature: 64 px crops of the shipped real photos (split by photo) and five "
         "generator families trained here; baselines trained from scratch for 2 epochs."
@@ -90,13 +100,7 @@ STANDARD = BenchPreset(
     image_size=224,
     generators=(),
     n_per_split={},
-    detectors=(
-        DetectorSpec("resnet50", "resnet50", {}, _STANDARD_TRAIN),
-        DetectorSpec("cnnspot", "cnnspot", {}, _STANDARD_TRAIN),
-        DetectorSpec("spec", "spec", {}, _STANDARD_TRAIN),
-        DetectorSpec("npr", "npr", {}, _STANDARD_TRAIN),
-        DetectorSpec("univfd", "univfd", {}, _STANDARD_TRAIN, needs_weights=True),
-    ),
+    train=_STANDARD_TRAIN,
     description="GenImage protocol on a user's data root at the baselines' published input size.",
 )
 
@@ -108,7 +112,6 @@ GENUINE = BenchPreset(
     image_size=224,
     generators=(),
     n_per_split={},
-    detectors=(DetectorSpec("probe", "probe (EfficientNet-Lite2 + stage taps, linear head)", {}, {}),),
     description=("Genuine generators vs camera photos from a manifest: leave-one-generator-group-out, "
                  "train-on-one matrix, Task 2, per real set false positives, the edited set, recipe ablations."),
 )

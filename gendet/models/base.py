@@ -30,6 +30,10 @@ class Detector(nn.Module):
     # why `gendet export --format onnx` cannot export this detector (None: it can; see gendet.detect.onnx_export)
     onnx_unsupported: ClassVar[str | None] = None
     small_config: ClassVar[dict[str, Any]] = {}
+    # how `gendet bench` runs this class, per preset (its own attribute, not inherited): {"label": shown in tables,
+    # "config": default_config overrides, "train": TrainConfig overrides over the preset's, "needs_weights":
+    # skipped unless local backbone weights are given, "in_default_run": False = only when named in --detectors}
+    bench: ClassVar[dict[str, dict[str, Any]]] = {}
     # what `gendet explain` calls the heat map of a detector with its own `relevance` (gendet.models.hooks);
     # a probability map (a predicted mask) is shown as is instead of scaled to its maximum
     relevance_source: ClassVar[str] = "attention"

@@ -21,6 +21,9 @@ from gendet.models.resnet import ResNetDetector
 
 class CNNSpot(ResNetDetector):
     name = "cnnspot"
+    bench: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"label": "cnnspot (ResNet-18 width, from scratch)", "config": {"arch": "resnet18", "image_size": 64}},
+        "standard": {"label": "cnnspot"}}
     description = (
         "CNNDetection (Wang et al. 2020): ResNet-50 + blur(sigma~U[0,3], p=.5) & JPEG(q~U[30,100], p=.5) "
         "train augmentation; ImageNet init only from a local file"

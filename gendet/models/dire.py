@@ -15,6 +15,9 @@ from gendet.models.hrr.model import RetrospectionDetector
 
 class DIRE(RetrospectionDetector):
     name = "dire"
+    bench: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"label": "dire (pixel_flow reconstructor, t 0.15, 2 steps)", "config": {"image_size": 64},
+                 "train": {"epochs": 4}, "in_default_run": False}}
     onnx_unsupported = "its reconstruction runs a flow sampler with Python-side step arithmetic (not one graph)"
     description = "DIRE-style: |x - flow reconstruction| at one scale into a small CNN with a linear head (BCE)"
     default_config: ClassVar[dict[str, Any]] = {**RetrospectionDetector.default_config, "scales": [1.0],

@@ -91,6 +91,8 @@ class NPRNet(nn.Module):
 
 class NPRDetector(Detector):
     name = "npr"
+    bench: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"label": "npr", "config": {"image_size": 64}},
+                                                  "standard": {"label": "npr"}}
     description = (
         "NPR (Tan et al. 2024): nearest-2x up-sampling residual x - up(down(x)) into a ResNet-50 "
         "cut after layer2 (3x3/2 stem, fc1 512->1)"

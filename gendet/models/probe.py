@@ -37,6 +37,8 @@ TRANSFER_AUGMENT = {"flip_prob": 0.5, "blur_prob": 0.1, "blur_sigma": [0.0, 2.0]
 
 class Probe(Detector):
     name = "probe"
+    bench: ClassVar[dict[str, dict[str, Any]]] = {
+        "genuine": {"label": "probe (EfficientNet-Lite2 + stage taps, linear head)"}}
     description = ("frozen ImageNet EfficientNet-Lite / Inception features (packaged weights, offline) with "
                    "intermediate-stage taps + a linear head; features cached by content in the benchmark")
     default_config: ClassVar[dict[str, Any]] = {

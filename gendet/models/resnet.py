@@ -64,6 +64,9 @@ def load_imagenet_weights(net: torchvision.models.ResNet, path: str) -> None:
 
 class ResNetDetector(Detector):
     name = "resnet50"
+    bench: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"label": "resnet50 (ResNet-18 width, from scratch)", "config": {"arch": "resnet18", "image_size": 64}},
+        "standard": {"label": "resnet50"}}
     description = (
         "GenImage ResNet-50 baseline (torchvision, 1-logit fc); ImageNet init only from a local file "
         "(--weights), else from scratch; arch=resnet18/34 gives reduced variants"

@@ -97,6 +97,9 @@ def log_spectrum(x: torch.Tensor, mode: str = "rgb", eps: float = 1e-6) -> torch
 
 class SpecDetector(Detector):
     name = "spec"
+    bench: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"label": "spec (ResNet-18 width, from scratch)", "config": {"arch": "resnet18", "image_size": 64}},
+        "standard": {"label": "spec"}}
     description = (
         "Spec (Zhang et al. 2019): ResNet-34 on the standardised log-magnitude FFT spectrum "
         "(torch.fft, per channel); ImageNet init only from a local file"

@@ -52,6 +52,9 @@ def build_clip_vision(
 
 class UnivFD(Detector):
     name = "univfd"
+    bench: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"label": "univfd (CLIP ViT, local weights)", "config": {"image_size": 224}, "needs_weights": True},
+        "standard": {"label": "univfd", "needs_weights": True}}
     description = (
         "UnivFD (Ojha et al. 2023): frozen CLIP ViT-L/14 image embedding + linear head; CLIP weights only "
         "from a local file (--weights); allow_random_backbone=True is for tests and is not UnivFD"

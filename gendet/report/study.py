@@ -42,11 +42,12 @@ def _per_group_rows(ab: dict[str, Any]) -> list[dict[str, Any]]:
 def _summary(rb: ReportBuilder, results: dict[str, Any], ab: dict[str, Any]) -> None:
     recipe = ab.get("recipe", {})
     rb.add_heading("Summary")
-    rb.add_key_values({"command": results.get("command"), "seeds": ", ".join(map(str, ab["seeds"])),
-                       "model": ab.get("model"), "trained on": ab.get("train_subset"),
-                       "recipe": f"{recipe.get('name')}: " + ", ".join(f"{k} {v}" for k, v in recipe.items()
-                                                                      if k != "name" and not isinstance(v, dict)),
-                       "wall time (s)": ab.get("timings", {}).get("total_s")})
+    rows = {"command": results.get("command"), "seeds": ", ".join(map(str, ab["seeds"])), "model": ab.get("model"),
+            "trained on": ab.get("train_subset"),
+            "recipe": f"{recipe.get('name')}: " + ", ".join(f"{k} {v}" for k, v in recipe.items()
+                                                           if k != "name" and not isinstance(v, dict)),
+            "wall time (s)": ab.get("timings", {}).get("total_s")}
+    rb.add_key_values({k: v for k, v in rows.items() if v is not None})
 
 
 def build_study_report(results: dict[str, Any], out_dir: Path, title: str,
@@ -60,6 +61,7 @@ def build_study_report(results: dict[str, Any], out_dir: Path, title: str,
     _summary(rb, results, ab)
     if ab.get("protocol"):
         rb.add_text(ab["protocol"])
+    rb.add_heading("Variants and claims")
     variants = ab.get("variants", {})
     metrics = list(next(iter(ab["table"].values()), {}))
     rb.add_table([{"variant": v, **({"switches": ", ".join(f"{k}={'on' if on else 'off'}" for k, on in
@@ -86,6 +88,7 @@ def build_study_report(results: dict[str, Any], out_dir: Path, title: str,
         sections(rb, ab, out_dir)
     for k, v in ab.get("notes", {}).items():
         rb.add_note(f"{k}: {v}")
+    rb.add_heading("Timings (s)")
     rb.add_key_values(dict(ab.get("timings", {})))
     rb.add_provenance([{"label": "ablation", "command": results.get("command", ""), "seed": ab["seeds"]}])
     return rb.write_html(out_dir / "report.html"), rb.write_md(out_dir / "report.md")

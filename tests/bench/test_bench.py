@@ -20,7 +20,7 @@ PRESET = BenchPreset(
     image_size=SIZE,
     generators=("smooth_noise", "blur_recon"),
     n_per_split={"train": 24, "val": 12},
-    detectors=(
+    detector_specs=(
         DetectorSpec("tiny_cnn", "tiny_cnn", {"image_size": SIZE}, {"epochs": 1, "batch_size": 16, "lr": 1e-3}),
         DetectorSpec("univfd", "univfd (needs weights)", {}, {}, needs_weights=True),
     ),

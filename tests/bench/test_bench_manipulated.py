@@ -8,7 +8,7 @@ from gendet.bench.bench import add_manipulated_subset, run_bench
 from gendet.bench.presets import BenchPreset, DetectorSpec
 
 PRESET = BenchPreset(name="test", image_size=64, generators=(), n_per_split={},
-                     detectors=(DetectorSpec("tiny_cnn", "tiny_cnn", {"image_size": 64},
+                     detector_specs=(DetectorSpec("tiny_cnn", "tiny_cnn", {"image_size": 64},
                                              {"epochs": 1, "batch_size": 8, "lr": 1e-3}),),
                      degradations=("jpeg_30",))
 

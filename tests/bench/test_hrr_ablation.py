@@ -82,7 +82,8 @@ def test_bench_matrix_with_hrr_and_dire(genimage_root, tmp_path, monkeypatch) ->
     # the tiny preset's own hrr/dire specs, CPU-test sized; the CLI path is the real one
     small = tuple(replace(s, config={**s.config, **SMALL, "steps": 1}, train={**s.train, "epochs": 1})
                   for s in presets.TINY.detectors if s.name in ("hrr", "dire"))
-    monkeypatch.setitem(presets.PRESETS, "tiny", replace(presets.TINY, detectors=small, degradations=("jpeg_30",)))
+    monkeypatch.setitem(presets.PRESETS, "tiny", replace(presets.TINY, detector_specs=small,
+                                                         degradations=("jpeg_30",)))
     out = tmp_path / "bench"
     rc = main(["bench", "--preset", "tiny", "--data", str(genimage_root), "--out", str(out), "--detectors",
                "hrr,dire", "--no-progress", "--cache-dir", str(tmp_path / "cache")])

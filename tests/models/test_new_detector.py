@@ -24,6 +24,7 @@ class ColourStats(Detector):
     name = "colour_stats"
     description = "channel means and standard deviations + a linear head (a test detector)"
     default_config: ClassVar[dict[str, Any]] = {"image_size": 32}
+    bench: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"label": "colour stats", "train": {"epochs": 1}}}
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -76,6 +77,13 @@ def test_train_eval_detect_serve_explain(registered: str, genimage_root: Path, t
 
     v = gendet.load(ckpt).predict(images[0])
     assert v.score == pytest.approx(scanned, abs=1e-5)
+
+
+def test_its_bench_entry_makes_it_a_column_of_the_preset(registered: str) -> None:
+    from gendet.bench.presets import TINY
+
+    spec = next(s for s in TINY.detectors if s.name == registered)
+    assert spec.label == "colour stats" and spec.train == {**TINY.train, "epochs": 1} and spec.in_default_run
 
 
 def test_a_detector_that_cannot_score_is_refused_when_defined() -> None:

@@ -35,6 +35,9 @@ CPU_CONFIG: dict[str, Any] = {"image_size": 64, "backbone": "cnn", "widths": [16
 
 class GammaDetector(Detector):
     name = "gamma"
+    # its manipulated data: `gendet bench --ablation gamma`
+    bench: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"label": "gamma (CPU backbone)", "config": CPU_CONFIG, "in_default_run": False}}
     onnx_unsupported = 'its token grid pools with adaptive_avg_pool2d over an input size the tracer cannot see'
     description = ("GAMMA: classification head + two segmentation heads (manipulated mask, per-pixel source: "
                    "real/generated/copied) + reverse cross-attention from segmentation features into the "

@@ -132,6 +132,10 @@ class RetrospectionDetector(Detector):
 
 class HRR(RetrospectionDetector):
     name = "hrr"
+    # cached flow reconstructions, 4 epochs (gendet.bench.hrr_ablation)
+    bench: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"label": "hrr (pixel_flow reconstructor, t 0.15, 2 steps)", "config": {"image_size": 64},
+                 "train": {"epochs": 4}, "in_default_run": False}}
     onnx_unsupported = "its reconstruction runs a flow sampler with Python-side step arithmetic (not one graph)"
     description = ("HRR (Yuan et al. 2025): flow-model reconstruction residuals at scales 1, 1/2, 1/4, a fusion CNN, "
                    "and a correntropy sparse additive refinement with a KL bottleneck")
