@@ -251,6 +251,9 @@ def parse_args() -> argparse.Namespace:
                     help="also measure the onnx engine (a', c', d'; needs gendet[onnx])")
     ap.add_argument("--onnx-spinning", action="store_true",
                     help="also measure (a') and (c') with onnxruntime's spinning threads (its default)")
+    ap.add_argument("--onnx-intra", action="store_true",
+                    help="also measure (a') and (c') with each chunk on a pool of threads (onnxruntime's usual "
+                    "intra-op parallelism) instead of gendet's one chunk per thread")
     ap.add_argument("--hog", type=int, default=0, help="busy-looping processes beside the measurements")
     ap.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=True,
                     help="also time (a) with invisible-watermark decoding (needs gendet[watermark])")
@@ -261,14 +264,17 @@ def parse_args() -> argparse.Namespace:
 
 
 def measure(args: argparse.Namespace, model: ScanModel, onnx_model: ScanModel | None, images: list[Path], tmp: Path,
-            device: torch.device, spinning_model: ScanModel | None = None) -> tuple[dict[str, list[float]], float]:
+            device: torch.device, onnx_variants: dict[str, ScanModel] | None = None
+            ) -> tuple[dict[str, list[float]], float]:
     """Interleaved repeats of every measurement (img/s per run), and the naive loop's decode ms/img (best).
 
     Interleaved, best of each: on a shared machine this compares the methods under similar load instead
     of whichever ran during a quiet moment."""
     runs: dict[str, list[float]] = {"a": [], "a_all": [], "a_spare": [], "a_off": [], "a_wm": [], "b": [],
-                                    "c": [], "a_onnx": [], "a_onnx_all": [], "a_onnx_spare": [], "c_onnx": [],
-                                    "a_onnx_spin": [], "c_onnx_spin": []}
+                                    "c": [], "a_onnx": [], "a_onnx_all": [], "a_onnx_spare": [], "c_onnx": []}
+    onnx_variants = onnx_variants or {}
+    for name in onnx_variants:
+        runs[f"a_onnx_{name}"], runs[f"c_onnx_{name}"] = [], []
     cores = os.cpu_count() or 1
     spare = max(1, cores - args.workers)  # cores the decoding workers leave free
     folder, out = tmp / "images", tmp / "out.jsonl"
@@ -290,10 +296,10 @@ def measure(args: argparse.Namespace, model: ScanModel, onnx_model: ScanModel | 
             if device.type == "cpu" and args.workers > 0:
                 runs["a_onnx_all"].append(bench_pipeline(folder, onnx_model, args, out, cores))
                 runs["a_onnx_spare"].append(bench_pipeline(folder, onnx_model, args, out, spare))
-            if spinning_model is not None:  # onnxruntime's default (threads spin between runs), side by side
-                spinning_model.detector.set_num_threads(cores)
-                runs["c_onnx_spin"].append(bench_model_only(images, spinning_model, args.batch_size, device))
-                runs["a_onnx_spin"].append(bench_pipeline(folder, spinning_model, args, out))
+            for name, variant in onnx_variants.items():  # other onnxruntime settings, side by side
+                variant.detector.set_num_threads(cores)
+                runs[f"c_onnx_{name}"].append(bench_model_only(images, variant, args.batch_size, device))
+                runs[f"a_onnx_{name}"].append(bench_pipeline(folder, variant, args, out))
         b_rate, ms = bench_naive(images, model, device)
         runs["b"].append(b_rate)
         prep_ms.append(ms)
@@ -325,9 +331,11 @@ def report_pipeline(runs: dict[str, list[float]], args: argparse.Namespace, prep
         if fixed_o:
             print(f"    --threads auto / best fixed = {ao / fixed_o:.2f}")
         print(f"(c') model only, onnx       : {co:8.1f} img/s = {co / c:.2f} x torch")
-        if runs["a_onnx_spin"]:
-            print(f"    onnx threads spinning (onnxruntime's default): pipeline {max(runs['a_onnx_spin']):8.1f} "
-                  f"img/s, model only {max(runs['c_onnx_spin']):8.1f} img/s")
+        for name, what in (("spin", "threads spinning (onnxruntime's default)"),
+                           ("intra", "each chunk on all threads (intra-op)")):
+            if runs.get(f"a_onnx_{name}"):
+                print(f"    onnx, {what}: pipeline {max(runs[f'a_onnx_{name}']):8.1f} img/s, model only "
+                      f"{max(runs[f'c_onnx_{name}']):8.1f} img/s")
     off = max(runs["a_off"])
     print(f"    same, provenance off   : {off:8.1f} img/s  (provenance on costs {100 * (1 - a / off):+.1f} %)")
     if runs["a_wm"]:
@@ -390,7 +398,7 @@ def main() -> None:
               f"batch {args.batch_size}; workers {args.workers}; device {device}; torch threads "
               f"{torch.get_num_threads()}; CPU cores {os.cpu_count()}; busy-loop hogs beside it: {args.hog}")
         bench_model_only(images[: args.batch_size], model, args.batch_size, device)  # warm-up
-        onnx_model = spinning_model = None
+        onnx_model, variants = None, {}
         if args.onnx:
             from gendet.detect.onnx_export import export_onnx
             from gendet.detect.onnx_model import load_onnx_model
@@ -398,9 +406,11 @@ def main() -> None:
             onnx_model = load_onnx_model(export_onnx(model, tmp / "model.onnx"), device)
             bench_model_only(images[: args.batch_size], onnx_model, args.batch_size, device)  # warm-up
             if args.onnx_spinning:
-                spinning_model = load_onnx_model(tmp / "model.onnx", device, spinning=True)
+                variants["spin"] = load_onnx_model(tmp / "model.onnx", device, spinning=True)
+            if args.onnx_intra:
+                variants["intra"] = load_onnx_model(tmp / "model.onnx", device, parallel="intra")
         hogs = hog(args.hog)
-        runs, prep_ms = measure(args, model, onnx_model, images, tmp, device, spinning_model)
+        runs, prep_ms = measure(args, model, onnx_model, images, tmp, device, variants)
         report_pipeline(runs, args, prep_ms)
         if device.type == "cpu":
             report_bounds(runs, args, prep_ms, model, onnx_model, images, device)

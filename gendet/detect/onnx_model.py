@@ -1,8 +1,11 @@
 """`--engine onnx`: an exported graph run by onnxruntime, behind the detector interface the scan and the
 server call (`detector({"image": x})["prob"]`), so decoding, records and verdicts are the torch engine's.
 
-Providers: CUDA when onnxruntime has it and the device asks for it, else CPU. Threads: onnxruntime's intra-op
-pool, set from the scan's thread choice (`set_num_threads`), mirroring torch.set_num_threads.
+Providers: CUDA when onnxruntime has it and the device asks for it, else CPU. Threads: set from the scan's
+thread choice (`set_num_threads`, mirroring torch.set_num_threads). On the CPU, T threads run T chunks of a
+batch at once, each on one intra-op thread ("batch" parallelism: the chunks never wait for each other inside a
+layer, so a thread the decoder processes preempt delays only its own chunk), instead of each chunk on a pool of
+T threads that meet at every layer ("intra", onnxruntime's usual way; `parallel="intra"`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import functools
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,7 @@ class OnnxDetector:
     flops_per_image: float | None = None  # from the export's contract (the thread policy reads it)
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
-                 spinning: bool = False) -> None:
+                 spinning: bool = False, parallel: str = "batch") -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -40,7 +44,12 @@ class OnnxDetector:
         self.path, self._ort = Path(path), ort
         want_cuda = str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
         self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
+        if parallel not in ("batch", "intra"):
+            raise ValueError(f"parallel must be 'batch' or 'intra', got {parallel!r}")
         self.threads, self.spinning = threads, spinning
+        # batch parallelism is a CPU matter: the CUDA provider gets the whole batch in one run
+        self.parallel = "intra" if "CUDAExecutionProvider" in self.providers else parallel
+        self._pool: ThreadPoolExecutor | None = None
         self._session = self._open(threads)
 
     def _open(self, threads: int | None) -> Any:
@@ -50,7 +59,13 @@ class OnnxDetector:
         spin = "1" if self.spinning else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         options.add_session_config_entry("session.inter_op.allow_spinning", spin)
-        if threads:
+        if self.parallel == "batch":
+            options.intra_op_num_threads = options.inter_op_num_threads = 1
+            if self._pool is not None:
+                self._pool.shutdown()
+            n = int(threads or os.cpu_count() or 1)
+            self._pool = ThreadPoolExecutor(n, thread_name_prefix="gendet-onnx") if n > 1 else None
+        elif threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
         try:
@@ -84,7 +99,11 @@ class OnnxDetector:
         x = np.ascontiguousarray(x, dtype=np.float32)
         crops = x.shape[1] if x.ndim == 5 else 1  # (B, crops, 3, H, W): the graph runs B * crops images
         step = len(x) if "CUDAExecutionProvider" in self.providers else max(1, self.CPU_CHUNK // crops)
-        outs = [self._session.run(["prob", "logit"], {"image": x[i:i + step]}) for i in range(0, len(x), step)]
+        chunks = [x[i:i + step] for i in range(0, len(x), step)]
+        run = functools.partial(self._session.run, ["prob", "logit"])
+        # session.run releases the GIL and is safe to call from several threads at once
+        outs = (list(self._pool.map(lambda c: run({"image": c}), chunks)) if self._pool is not None and len(chunks) > 1
+                else [run({"image": c}) for c in chunks])
         prob = np.concatenate([o[0] for o in outs]) if outs else np.zeros(0, np.float32)
         logit = np.concatenate([o[1] for o in outs]) if outs else np.zeros(0, np.float32)
         return {"prob": torch.from_numpy(prob), "logit": torch.from_numpy(logit)}
@@ -105,16 +124,18 @@ def read_contract(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_onnx_model(source: str | os.PathLike | None, device: str | torch.device = "cpu",
-                    threshold: str | float | None = None, spinning: bool = False) -> ScanModel:
+                    threshold: str | float | None = None, spinning: bool = False,
+                    parallel: str = "batch") -> ScanModel:
     """A ScanModel on onnxruntime: `source` an exported .onnx file, or a checkpoint directory / shipped name /
-    None (the default), exported to a temporary file first (a few seconds)."""
+    None (the default), exported to a temporary file first (a few seconds). spinning, parallel: as for
+    OnnxDetector."""
     if source is not None and str(source).endswith(".onnx") and Path(source).is_file():
         meta = read_contract(source)
         if threshold in ("fixed", "val"):
             raise ModelSetupError("--threshold fixed|val needs the checkpoint; with an .onnx file give a number")
         if threshold is not None:
             meta["threshold"], meta["threshold_source"] = float(threshold), "given"
-        detector = OnnxDetector(source, str(device), spinning=spinning)
+        detector = OnnxDetector(source, str(device), spinning=spinning, parallel=parallel)
         detector.flops_per_image = meta.get("flops_per_image")
         return ScanModel(detector, {"onnx": str(source)}, Preprocess.from_dict(meta["preprocess"]),  # type: ignore[arg-type]
                          float(meta["threshold"]), str(meta["threshold_source"]), str(meta["name"]), Path(source),
@@ -127,7 +148,7 @@ def load_onnx_model(source: str | os.PathLike | None, device: str | torch.device
         path = export_onnx(torch_model, folder / "model.onnx")
     except ExportError as e:
         raise ModelSetupError(str(e)) from None
-    model = load_onnx_model(path, device, spinning=spinning)
+    model = load_onnx_model(path, device, spinning=spinning, parallel=parallel)
     model.threshold, model.threshold_source, model.checkpoint = (torch_model.threshold, torch_model.threshold_source,
                                                                  torch_model.checkpoint)
     return model

@@ -129,3 +129,19 @@ def test_threads_do_not_spin_unless_asked(tmp_path) -> None:
     assert OnnxDetector(path)._session.get_session_options().get_session_config_entry(key) == "0"
     spinning = load_onnx_model(path, spinning=True).detector
     assert spinning._session.get_session_options().get_session_config_entry(key) == "1"
+
+
+def test_batch_parallel_threads_score_as_intra_op_threads(tmp_path) -> None:
+    """T threads run T chunks at once on one-thread sessions; the scores are those of chunks on a T-thread pool."""
+    model = small_checkpoint("tiny_cnn", tmp_path)
+    path = export_onnx(model, tmp_path / "t.onnx")
+    batch = {"image": real_batch(model, 9)}  # 9 images: three chunks of up to 4
+    per_chunk = OnnxDetector(path, threads=2)
+    pooled = OnnxDetector(path, threads=2, parallel="intra")
+    assert per_chunk._pool is not None and per_chunk._pool._max_workers == 2 and pooled._pool is None
+    assert per_chunk._session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(per_chunk(batch)["prob"], pooled(batch)["prob"], atol=1e-6)
+    per_chunk.set_num_threads(1)
+    assert per_chunk._pool is None and per_chunk.get_num_threads() == 1
+    with pytest.raises(ValueError, match="parallel"):
+        OnnxDetector(path, parallel="both")
