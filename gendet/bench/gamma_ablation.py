@@ -151,7 +151,6 @@ CLAIMS = (
 )
 
 
-
 class GammaTinyStudy(TinyStudy):
     name, title = "gamma", "GAMMA ablation"
     metrics = METRICS
