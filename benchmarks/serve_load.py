@@ -71,13 +71,16 @@ def free_port() -> int:
 
 
 def start_server(ckpt: Path, port: int, max_batch: int, wait_ms: float, device: str, log: Path,
-                 threads: int | None = None, engine: str = "torch", max_requests: int = 256) -> subprocess.Popen:
+                 threads: int | None = None, engine: str = "torch", max_requests: int = 256,
+                 decode_workers: int | None = None) -> subprocess.Popen:
     # admission control answers 503 past --max-requests in the pipeline: allow every client one request
     cmd = [sys.executable, "-m", "gendet", "serve", "--checkpoint", str(ckpt), "--port", str(port), "--device",
            device, "--max-batch", str(max_batch), "--batch-wait-ms", str(wait_ms), "--log-level", "warning",
            "--engine", engine, "--max-requests", str(max_requests), "--max-queue", str(2 * max_requests)]
     if threads:
         cmd += ["--threads", str(threads)]
+    if decode_workers:
+        cmd += ["--decode-workers", str(decode_workers)]
     env = {k: v for k, v in os.environ.items() if k != "GENDET_API_KEY"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)  # noqa: SIM115
     deadline = time.monotonic() + 180
@@ -210,6 +213,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--server-threads", type=int, default=None, help="gendet serve --threads (default: its own)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--decode-workers", type=int, default=None,
+                    help="gendet serve --decode-workers (default: its own, the CPU cores)")
     ap.add_argument("--engine", default="torch", choices=("torch", "onnx"),
                     help="the server's --engine; onnx: the model exported first, the bounds measured on onnxruntime")
     args = ap.parse_args()
@@ -234,7 +239,8 @@ def main() -> None:
         print(f"images: {len(images)} JPEGs {args.image_size_on_disk * 4 // 3}x{args.image_size_on_disk} "
               f"(mean {np.mean([len(b) for b in images]) / 1024:.0f} KiB); clients {args.clients}; "
               f"warm-up {args.warmup:g} s + {args.duration:g} s measured per setting; seed {args.seed}")
-        print(f"server: --threads {args.server_threads or 'default'}")
+        print(f"server: --threads {args.server_threads or 'default'}, --decode-workers "
+              f"{args.decode_workers or 'default'}")
         print(f"machine: {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, load average "
               f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} at start; server and clients on the same machine")
         settings = [("batching", args.max_batch, args.batch_wait_ms), ("batch size 1", 1, 0.0)]
@@ -245,7 +251,7 @@ def main() -> None:
         for name, max_batch, wait in settings:
             port = free_port()
             proc = start_server(ckpt, port, max_batch, wait, args.device, tmp / f"server_{max_batch}.log",
-                                args.server_threads, args.engine, max(256, args.clients + 8))
+                                args.server_threads, args.engine, max(256, args.clients + 8), args.decode_workers)
             try:
                 url = f"http://127.0.0.1:{port}"
                 results[name] = asyncio.run(load(url, images, args.clients, args.warmup, args.duration, args.seed,
