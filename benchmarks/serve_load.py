@@ -72,7 +72,7 @@ def free_port() -> int:
 
 def start_server(ckpt: Path, port: int, max_batch: int, wait_ms: float, device: str, log: Path,
                  threads: int | None = None, engine: str = "torch", max_requests: int = 256,
-                 decode_workers: int | None = None) -> subprocess.Popen:
+                 decode_workers: int | None = None, workers: int = 1) -> subprocess.Popen:
     # admission control answers 503 past --max-requests in the pipeline: allow every client one request
     cmd = [sys.executable, "-m", "gendet", "serve", "--checkpoint", str(ckpt), "--port", str(port), "--device",
            device, "--max-batch", str(max_batch), "--batch-wait-ms", str(wait_ms), "--log-level", "warning",
@@ -81,6 +81,8 @@ def start_server(ckpt: Path, port: int, max_batch: int, wait_ms: float, device: 
         cmd += ["--threads", str(threads)]
     if decode_workers:
         cmd += ["--decode-workers", str(decode_workers)]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     env = {k: v for k, v in os.environ.items() if k != "GENDET_API_KEY"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)  # noqa: SIM115
     deadline = time.monotonic() + 180
@@ -213,6 +215,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--server-threads", type=int, default=None, help="gendet serve --threads (default: its own)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--server-workers", type=int, default=1,
+                    help="gendet serve --workers: server processes, each with its own event loop and model")
     ap.add_argument("--decode-workers", type=int, default=None,
                     help="gendet serve --decode-workers (default: its own, the CPU cores)")
     ap.add_argument("--engine", default="torch", choices=("torch", "onnx"),
@@ -239,8 +243,8 @@ def main() -> None:
         print(f"images: {len(images)} JPEGs {args.image_size_on_disk * 4 // 3}x{args.image_size_on_disk} "
               f"(mean {np.mean([len(b) for b in images]) / 1024:.0f} KiB); clients {args.clients}; "
               f"warm-up {args.warmup:g} s + {args.duration:g} s measured per setting; seed {args.seed}")
-        print(f"server: --threads {args.server_threads or 'default'}, --decode-workers "
-              f"{args.decode_workers or 'default'}")
+        print(f"server: --workers {args.server_workers}, --threads {args.server_threads or 'default'}, "
+              f"--decode-workers {args.decode_workers or 'default'}")
         print(f"machine: {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, load average "
               f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} at start; server and clients on the same machine")
         settings = [("batching", args.max_batch, args.batch_wait_ms), ("batch size 1", 1, 0.0)]
@@ -251,7 +255,8 @@ def main() -> None:
         for name, max_batch, wait in settings:
             port = free_port()
             proc = start_server(ckpt, port, max_batch, wait, args.device, tmp / f"server_{max_batch}.log",
-                                args.server_threads, args.engine, max(256, args.clients + 8), args.decode_workers)
+                                args.server_threads, args.engine, max(256, args.clients + 8), args.decode_workers,
+                                args.server_workers)
             try:
                 url = f"http://127.0.0.1:{port}"
                 results[name] = asyncio.run(load(url, images, args.clients, args.warmup, args.duration, args.seed,
@@ -279,6 +284,9 @@ def main() -> None:
           f"batch size 1 {single['throughput'] / bound[1]:.2f}")
     cores = os.cpu_count() or 1
     for name, r in results.items():
+        if args.server_workers > 1:  # the counted pid is uvicorn's supervisor, not the serving processes
+            print(f"CPU per image served ({name}): not measured with --server-workers > 1")
+            continue
         most = cores * 1000 / (r["server_core_ms"] + r["client_core_ms"])
         print(f"CPU per image served ({name}): server {r['server_core_ms']:.2f} core-ms, clients "
               f"{r['client_core_ms']:.2f} core-ms -> at most {most:.0f} img/s on {cores} cores")
