@@ -77,7 +77,7 @@ def _state(request: Request) -> ServerState:
     return request.app.state.gendet
 
 
-def _require_key(request: Request) -> None:
+async def _require_key(request: Request) -> None:  # async: a sync dependency costs a thread hop per request
     key = _state(request).api_key
     if not key:
         return

@@ -13,6 +13,7 @@ Retry-After, never unbounded memory or latency.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field, replace
 
 from gendet.data.decode import (
@@ -93,9 +94,9 @@ class Limits:
         """The raw request body cap: base64 (JSON) needs 4/3 of the image bytes, plus room for headers/fields."""
         return self.max_upload_bytes * 4 // 3 + 64 * 1024
 
-    @property
+    @functools.cached_property
     def decode_limits(self) -> DecodeLimits:
-        """The decode budgets with this server's pixel and byte caps."""
+        """The decode budgets with this server's pixel and byte caps (built once: every upload asks for them)."""
         return replace(self.decode, max_pixels=self.max_pixels, max_file_bytes=self.max_upload_bytes)
 
     def to_dict(self) -> dict:
