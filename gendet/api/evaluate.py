@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from gendet.detect.shipped import resolve_model_dir
-from gendet.evaluation.protocol import evaluate as evaluate_samples
+from gendet.evaluation.degradations import get_degradation
+from gendet.evaluation.eval_job import evaluate_blocks
 from gendet.evaluation.protocol import read_eval_samples, resolve_threshold
 from gendet.models.checkpoint import checkpoint_preprocess, load_checkpoint
 
@@ -55,13 +56,16 @@ def evaluate(model: str | os.PathLike | None, data: str | os.PathLike, *, subset
         thr, source = float(config.get("threshold", 0.5)), str(config.get("threshold_source", "fixed"))
     else:
         thr, source = resolve_threshold(threshold, config)
+    if degradation != "none":
+        get_degradation(degradation)  # one of the six ("all" is the CLI's table, not one result)
     samples, _ = read_eval_samples(data, layout, subset, split)
-    metrics, preds = evaluate_samples(detector, samples, pp, thr, source, degradation=degradation,
-                                      batch_size=batch_size, workers=workers, device=device, seed=seed)
+    blocks = evaluate_blocks(detector, samples, pp, thr, source, degradation, batch_size, workers, device, seed,
+                             progress=False)
+    metrics, preds = blocks.table[blocks.main], blocks.preds[blocks.main]
     return EvalResult(
         n=int(metrics["n"]), auc=metrics["auc"], ap=metrics["ap"], acc=metrics["acc"],
         real_acc=metrics["real_acc"], fake_acc=metrics["fake_acc"], eer=metrics["eer"], ece=metrics["ece"],
         threshold=thr, threshold_source=source, subsets=dict(metrics.get("subsets", {})),
-        errors=[(str(p), str(r)) for p, r in metrics["errors"]],
+        errors=[(str(p), str(r)) for p, r in blocks.errors],
         paths=[str(Path(s.path)) for s in preds.samples], labels=np.asarray(preds.labels),
         scores=np.asarray(preds.scores))

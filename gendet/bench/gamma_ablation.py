@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from gendet.bench.manipulated import ManipulationConfig, build_manipulated_subset, manipulated_samples
 from gendet.bench.study import AblationOptions, compare, run_study, slug
-from gendet.bench.tiny_study import TinyStudy, finished
+from gendet.bench.tiny_study import TinyStudy, cross_generator_row, finished
 from gendet.data.decode import decode_image
 from gendet.data.layouts import list_subsets
 from gendet.data.manipulations.codes import SOURCE_REAL
@@ -101,16 +101,10 @@ def _evaluate_run(run_dir: Path, key: dict[str, Any], test: list[Sample], pixel_
     clean = preds.subset(train_subset)
     degr, _ = degradation_table(detector, own, pp, 0.5, "fixed", batch_size=128, device=device, seed=seed,
                                 clean=clean if len(clean.samples) == len(own) else None)
-    unseen = [g for g in per if g not in (train_subset, "manipulated")]
     row: dict[str, Any] = {
-        "key": key, "seed": seed,
-        "acc_mean": float(np.mean([per[g]["acc"] for g in per])), "auc_mean": float(np.mean([per[g]["auc"]
-                                                                                                for g in per])),
-        "acc_unseen": float(np.mean([per[g]["acc"] for g in unseen])) if unseen else None,
-        "auc_unseen": float(np.mean([per[g]["auc"] for g in unseen])) if unseen else None,
+        "key": key, "seed": seed, **cross_generator_row(per, train_subset, apart=("manipulated",)),
         "manip_acc": per.get("manipulated", {}).get("acc"), "manip_auc": per.get("manipulated", {}).get("auc"),
         "degr_acc": degradation_mean(degr, "acc"),
-        "per_subset": {g: {"acc": per[g]["acc"], "auc": per[g]["auc"]} for g in per},
         "degradations": {k: {"acc": v["acc"], "auc": v["auc"]} for k, v in degr.items()},
         "pixel_f1": None, "pixel_iou": None, "pixel_auc": None, "real_fp_rate": None, "per_kind": None,
     }

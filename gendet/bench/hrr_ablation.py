@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from gendet.bench.study import compare, run_study, slug
-from gendet.bench.tiny_study import TinyStudy, finished
+from gendet.bench.tiny_study import TinyStudy, cross_generator_row, finished
 from gendet.data.sample import Sample
 from gendet.evaluation.degradations import DEGRADATIONS
 from gendet.evaluation.protocol import degradation_mean, degradation_table, evaluate
@@ -105,14 +105,7 @@ def _measure(det, name: str, test: list[Sample], own: list[Sample], train_subset
     pp = det.preprocess(align)
     kw = {"batch_size": 128, "device": device, "seed": seed}
     cross, preds = evaluate(det, test, pp, 0.5, "fixed", dedupe_files=True, **kw)
-    per = cross["subsets"]
-    others = [g for g in per if g != train_subset]
-    row: dict[str, Any] = {
-        "acc_mean": float(np.mean([m["acc"] for m in per.values()])), "auc_mean": _mean_auc(cross),
-        "acc_unseen": float(np.mean([per[g]["acc"] for g in others])) if others else None,
-        "auc_unseen": float(np.mean([per[g]["auc"] for g in others])) if others else None,
-        "per_subset": {g: {"acc": m["acc"], "auc": m["auc"]} for g, m in per.items()},
-    }
+    row = cross_generator_row(cross["subsets"], train_subset)
     if name in ROBUSTNESS_VARIANTS:
         clean = preds.subset(train_subset)
         table, _ = degradation_table(det, own, pp, 0.5, "fixed", names=recipe["degradations"],
