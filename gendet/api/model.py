@@ -116,7 +116,8 @@ class Model:
                 entries.append((name, None if array is None else torch.from_numpy(array), error, provenance))
             elif isinstance(item, Image.Image | np.ndarray | torch.Tensor):
                 try:
-                    entries.append((f"image-{k}", transform(_to_pil(item), np.random.default_rng(0)), None, None))
+                    entries.append((f"image-{k}", transform.pixels(_to_pil(item), np.random.default_rng(0)), None,
+                                    None))
                 except (ValueError, TypeError) as e:
                     entries.append((f"image-{k}", None, str(e), None))
             else:

@@ -37,6 +37,9 @@ from gendet.io import trim_heap
 # The soft alarm inside the worker (decode.time_budget) fires first and gives the file its usual
 # error; the hard stop is for code that does not return to Python (a codec stuck in C).
 HARD_TIMEOUT_GRACE_S = 5.0
+# A decoder gives its free heap back to the OS only above this (after a large image): below it the pages are
+# reused by the next file instead of being faulted in again
+TRIM_ABOVE_BYTES = 64 << 20
 
 
 class WorkerLost(Exception):
@@ -63,7 +66,7 @@ def _guarded(fn: Callable[..., Any], args: tuple) -> tuple[Any, DecodeError | No
     except DecodeError as e:
         return None, DecodeError(e.reason, kind=e.kind)
     finally:
-        trim_heap()  # a worker lives for many files: do not keep the largest one's pages
+        trim_heap(TRIM_ABOVE_BYTES)  # a worker lives for many files: do not keep the largest one's pages
 
 
 def _worker_main(conn: Connection) -> None:

@@ -231,12 +231,25 @@ def align_format(img: Image.Image, pp: Preprocess) -> Image.Image:
     return encode_roundtrip(img, pp.align, pp.jpeg_quality)
 
 
+def to_pixels(img: Image.Image) -> torch.Tensor:
+    """The image as uint8 (3, H, W): the model input before normalisation, a quarter of its bytes. Decoder
+    processes send this; the model's process normalises whole batches (`normalize`)."""
+    # np.array, not asarray: a view of PIL's buffer is read-only, which torch warns about
+    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def normalize(pixels: torch.Tensor, pp: Preprocess, out: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 (..., 3, H, W) -> the float32 model input (x / 255 - mean) / std, on the pixels' device; written
+    into `out` (same shape) when given. Elementwise IEEE operations, so the result is bit-identical whether one
+    image or a batch is normalised, here or in a decoder process (tested)."""
+    x = out.copy_(pixels) if out is not None else pixels.to(torch.float32)
+    mean = torch.tensor(pp.mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    std = torch.tensor(pp.std, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    return x.div_(255.0).sub_(mean).div_(std)
+
+
 def to_tensor(img: Image.Image, pp: Preprocess) -> torch.Tensor:
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    t = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-    mean = torch.tensor(pp.mean, dtype=torch.float32).view(3, 1, 1)
-    std = torch.tensor(pp.std, dtype=torch.float32).view(3, 1, 1)
-    return (t - mean) / std
+    return normalize(to_pixels(img), pp)
 
 
 class ImageTransform:
@@ -288,8 +301,12 @@ class ImageTransform:
         """Evaluation with `pp.crops` > 1: every grid crop through the same steps as `prepare`."""
         return [self._after_geometry(apply_plan(img, plan), rng) for plan in plan_crop_grid(img.size, self.pp)]
 
+    def pixels(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
+        """What __call__ returns before normalisation: uint8 (C, H, W), or (crops, C, H, W)."""
+        if not self.train and self.pp.crops > 1:
+            return torch.stack([to_pixels(c) for c in self.prepare_crops(img, rng)])
+        return to_pixels(self.prepare(img, rng))
+
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
         """(C, H, W); (crops, C, H, W) when evaluating with several crops."""
-        if not self.train and self.pp.crops > 1:
-            return torch.stack([to_tensor(c, self.pp) for c in self.prepare_crops(img, rng)])
-        return to_tensor(self.prepare(img, rng), self.pp)
+        return normalize(self.pixels(img, rng), self.pp)

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,25 +32,25 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gendet.data.decode import DecodeError, DecodeLimits
 from gendet.data.decode_pool import DecodePool
-from gendet.data.preprocess import Preprocess
+from gendet.data.preprocess import Preprocess, normalize
 from gendet.detect.inputs import Input
 from gendet.detect.model import ScanModel
-from gendet.detect.prepare import (  # noqa: F401 - decode_and_transform, prepare_input: re-exported
+from gendet.detect.prepare import (  # noqa: F401 - decode_to_pixels, prepare_input: re-exported
     Prepared,
     ScanTask,
-    decode_and_transform,
-    prepare_array,
+    decode_to_pixels,
     prepare_input,
+    prepare_pixels,
 )
 from gendet.detect.writers import Record
 
-# One file as the stream yields it: path, model input (None when not decoded), why not (None when fine),
-# provenance findings as dicts (None when not read).
+# One file as the stream yields it: path, model input as uint8 pixels (None when not decoded), why not (None
+# when fine), provenance findings as dicts (None when not read).
 Decoded = tuple[str, torch.Tensor | None, str | None, list[dict[str, Any]] | None]
 
 
 def try_prepare(item: Input, pp: Preprocess, limits: DecodeLimits | None = None,
-                task: Callable[..., Any] = prepare_array) -> Decoded:
+                task: Callable[..., Any] = prepare_pixels) -> Decoded:
     """(path, tensor, None, provenance) or (path, None, reason, provenance), in this process (workers=0 and the
     Ray engine's decode tasks)."""
     if item.error is not None:
@@ -61,7 +61,7 @@ def try_prepare(item: Input, pp: Preprocess, limits: DecodeLimits | None = None,
 
 def run_task(task: Callable[..., Any], path: str | bytes, pp: Preprocess, limits: DecodeLimits | None) -> Prepared:
     """`task` for one file as a `Prepared` triple, its DecodeError kept as the reason: a plain array task
-    (prepare_array) gives no provenance."""
+    (prepare_pixels) gives no provenance."""
     try:
         value = task(path, pp, limits)
     except DecodeError as e:
@@ -84,7 +84,7 @@ class DecodedStream:
 
     Paths in `skip` are not decoded (resume); `skipped` counts them. `task(path, pp, limits)` is what
     a worker runs per file (picklable; an array, or a `Prepared` triple as ScanTask gives; default
-    prepare_array).
+    prepare_pixels).
     Files go to the workers in chunks sized by their measured decode time (one file when a file takes
     20 ms or more, up to 8 when it takes under 5 ms: per-task overhead then matters). When a worker dies
     or is stopped on a chunk, its files are decoded again one by one, so only the culprit fails.
@@ -94,7 +94,7 @@ class DecodedStream:
 
     def __init__(self, inputs: Iterable[Input], pp: Preprocess, workers: int, window: int,
                  limits: DecodeLimits | None = None, skip: set[str] | None = None,
-                 task: Callable[..., Any] = prepare_array) -> None:
+                 task: Callable[..., Any] = prepare_pixels) -> None:
         self.inputs, self.pp, self.limits, self.skip, self.task = inputs, pp, limits or DecodeLimits(), skip, task
         self.workers, self.window = workers, max(1, window)
         self.skipped = 0
@@ -220,9 +220,30 @@ class ScanSummary:
         return self.total / self.seconds if self.seconds > 0 else 0.0
 
 
-def score_batch(model: ScanModel, image: torch.Tensor, device: torch.device) -> np.ndarray:
-    """P(generated) for a (B, C, H, W) batch, as float64 numpy."""
+class BatchBuffers:
+    """Input memory that one batch after another reuses (a scan, a server's model thread, a Ray actor; one
+    thread each). A fresh batch of the default model's input is ~100 MB, and on this VM faulting in its pages
+    cost more than decoding the images (torch.stack 3.6 ms per image in a scan)."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[torch.dtype, torch.Tensor] = {}
+
+    def get(self, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+        numel = int(np.prod(shape))
+        buf = self._buffers.get(dtype)
+        if buf is None or buf.numel() < numel:
+            buf = self._buffers[dtype] = torch.empty(numel, dtype=dtype)
+        return buf[:numel].view(*shape)
+
+
+def score_batch(model: ScanModel, image: torch.Tensor, device: torch.device,
+                buffers: BatchBuffers | None = None) -> np.ndarray:
+    """P(generated) for a (B, C, H, W) batch, as float64 numpy: uint8 pixels (normalised here, on the device,
+    into `buffers` on the CPU) or the normalised float input."""
     image = image.to(device, non_blocking=True)
+    if image.dtype == torch.uint8:
+        out = buffers.get(image.shape, torch.float32) if buffers is not None and device.type == "cpu" else None
+        image = normalize(image, model.preprocess, out)
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         prob = model.detector({"image": image})["prob"]
     return prob.float().cpu().numpy().astype(np.float64)
@@ -305,13 +326,16 @@ def count_flops(model: ScanModel, device: torch.device | str = "cpu") -> float:
     return float(counter.get_total_flops())
 
 
-def score_entries(model: ScanModel, entries: Sequence[Decoded], device: torch.device) -> list[Record]:
-    """One record per decoded entry, in order: the decoded ones scored in one batch, the verdict by
-    ScanModel.record (a non-finite score becomes that record's error there)."""
+def score_entries(model: ScanModel, entries: Sequence[Decoded], device: torch.device,
+                  buffers: BatchBuffers | None = None) -> list[Record]:
+    """One record per decoded entry, in order: the decoded ones scored in one batch (stacked into `buffers`
+    when given), the verdict by ScanModel.record (a non-finite score becomes that record's error there)."""
     good = [i for i, (_, tensor, err, _) in enumerate(entries) if err is None and tensor is not None]
     scores: dict[int, float] = {}
     if good:
-        probs = score_batch(model, torch.stack([entries[i][1] for i in good]), device)
+        tensors = [cast(torch.Tensor, entries[i][1]) for i in good]
+        out = buffers.get((len(good), *tensors[0].shape), tensors[0].dtype) if buffers is not None else None
+        probs = score_batch(model, torch.stack(tensors, out=out), device, buffers)
         scores = dict(zip(good, (float(p) for p in probs), strict=True))
     return [model.record(path, scores.get(i), err, provenance)
             for i, (path, _, err, provenance) in enumerate(entries)]
@@ -354,8 +378,9 @@ def iter_record_batches(
 def _records(stream: DecodedStream, batch_size: int, model: ScanModel, device: torch.device, summary: ScanSummary,
              policy: ThreadPolicy, on_batch: Callable[[int], None] | None) -> Iterator[list[Record]]:
     start = time.perf_counter()
+    buffers = BatchBuffers()
     for batch in _batches(stream, batch_size):
-        records = score_entries(model, batch, device)
+        records = score_entries(model, batch, device, buffers)
         if device.type == "cpu" and any(err is None and tensor is not None for _, tensor, err, _ in batch):
             summary.model_threads = policy.threads()
         for r in records:

@@ -17,24 +17,26 @@ import torch
 from PIL import Image
 
 from gendet.data.decode import NOT_IMAGE, DecodeError, DecodeLimits, read_file
-from gendet.data.preprocess import ImageTransform, Preprocess, decode_for_model
+from gendet.data.preprocess import ImageTransform, Preprocess, decode_for_model, normalize
 from gendet.provenance import ProvenanceOptions, read_provenance
 from gendet.provenance.container import sniff_format
 from gendet.provenance.watermark import available as watermark_available
 
 PROVENANCE_MODES = ("on", "off", "only")
-# (model input or None, why the pixels were not scored or None, provenance findings as dicts or None)
+# (model input's uint8 pixels or None, why they were not scored or None, provenance findings as dicts or None)
 Prepared = tuple[np.ndarray | None, str | None, list[dict[str, Any]] | None]
 
 
-def decode_and_transform(source: str | bytes, pp: Preprocess, limits: DecodeLimits | None = None,
-                         formats: tuple[str, ...] | None = None) -> tuple[Image.Image, torch.Tensor]:
+def decode_to_pixels(source: str | bytes, pp: Preprocess, limits: DecodeLimits | None = None,
+                     formats: tuple[str, ...] | None = None) -> tuple[Image.Image, torch.Tensor]:
     """Decode + eval transform for one file or upload (the scan's and the server's one path): the decoded
-    image and the model input; DecodeError with the reason for anything wrong with it."""
+    image and the model input as uint8 pixels (`normalize` makes the float input; the model's process does
+    that for whole batches, so a decoder process sends a quarter of the bytes); DecodeError with the reason
+    for anything wrong with it."""
     try:
         img = decode_for_model(source, pp, limits, formats=formats)
         # eval transforms draw no random numbers; a fixed rng keeps the call signature
-        return img, ImageTransform(pp, train=False)(img, np.random.default_rng(0))
+        return img, ImageTransform(pp, train=False).pixels(img, np.random.default_rng(0))
     except DecodeError:
         raise
     except Exception as e:  # noqa: BLE001 - one odd file must not end a million-file scan
@@ -42,15 +44,15 @@ def decode_and_transform(source: str | bytes, pp: Preprocess, limits: DecodeLimi
 
 
 def prepare_input(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> torch.Tensor:
-    """The model input for one file (decode_and_transform)."""
-    return decode_and_transform(path, pp, limits)[1]
+    """The normalised float model input for one file."""
+    return normalize(decode_to_pixels(path, pp, limits)[1], pp)
 
 
-def prepare_array(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> np.ndarray:
-    """prepare_input as a numpy array: what a decoder process sends back. Pickled by value on purpose:
-    a torch tensor would travel as a shared-memory handle, which breaks if its worker dies before the
-    parent has opened it."""
-    return prepare_input(path, pp, limits).numpy()
+def prepare_pixels(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> np.ndarray:
+    """The model input's uint8 pixels for one file as a numpy array: what a decoder process sends back.
+    Pickled by value on purpose: a torch tensor would travel as a shared-memory handle, which breaks if its
+    worker dies before the parent has opened it."""
+    return decode_to_pixels(path, pp, limits)[1].numpy()
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class ScanTask:
     def __call__(self, path: str | bytes, pp: Preprocess, limits: DecodeLimits | None = None) -> Prepared:
         """DecodeError when the file cannot be read at all; a pixel failure is returned with the findings."""
         if self.provenance == "off":
-            return decode_and_transform(path, pp, limits)[1].numpy(), None, None
+            return decode_to_pixels(path, pp, limits)[1].numpy(), None, None
         data = path if isinstance(path, bytes) else read_file(path, limits or DecodeLimits())
         if self.provenance == "only" and sniff_format(data) is None:
             raise DecodeError("not a recognised image format", kind=NOT_IMAGE)
@@ -94,7 +96,7 @@ class ScanTask:
         if self.provenance == "on" or self.options.watermark:
             try:
                 if self.provenance == "on":
-                    image, tensor = decode_and_transform(data, pp, limits)
+                    image, tensor = decode_to_pixels(data, pp, limits)
                 else:  # pixels for the watermark check only
                     image = decode_for_model(data, pp, limits)
             except DecodeError as e:

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from gendet.data.preprocess import Preprocess
 from gendet.detect.inputs import Input, InputStats, iter_inputs
 from gendet.detect.model import ScanModel, load_scan_model
-from gendet.detect.pipeline import ScanSummary, ScanTask, score_batch, try_prepare
+from gendet.detect.pipeline import BatchBuffers, ScanSummary, ScanTask, score_batch, try_prepare
 from gendet.detect.scan import ScanResult
 from gendet.detect.writers import Record, format_for, open_writer
 
@@ -87,14 +87,14 @@ def plan(options: RayOptions, device: str) -> tuple[int, float, float]:
 
 def decode_batch(batch: dict[str, np.ndarray], preprocess: dict[str, Any],
                  task: ScanTask | None = None) -> dict[str, np.ndarray]:
-    """Stage 1: paths -> preprocessed images (zeros where not decoded), error reasons ('' = none), whether
+    """Stage 1: paths -> the model inputs' uint8 pixels (zeros where not decoded), error reasons ('' = none), whether
     there is an image to score, and the provenance findings as JSON ('' = not read)."""
     pp = Preprocess.from_dict(preprocess)
     items = [try_prepare(Input(os.fsdecode(bytes(p)), str(e) or None), pp, None, task or ScanTask())
              for p, e in zip(batch["path"], batch["error"], strict=True)]
     good = [image for _, image, _, _ in items if image is not None]
     shape = tuple(good[0].shape) if good else (3, pp.size, pp.size)
-    images = np.zeros((len(items), *shape), dtype=np.float32)
+    images = np.zeros((len(items), *shape), dtype=np.uint8)
     for i, (_, image, _, _) in enumerate(items):
         if image is not None:
             images[i] = image.numpy()
@@ -111,6 +111,7 @@ class ScoreActor:
     def __init__(self, checkpoint: str, device: str) -> None:
         self.device = torch.device(device)
         self.model = load_scan_model(checkpoint, self.device)
+        self.buffers = BatchBuffers()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         errors = [str(e) for e in batch["error"]]
@@ -118,7 +119,7 @@ class ScoreActor:
         good = [i for i, (e, scored) in enumerate(zip(errors, batch["scored"], strict=True)) if not e and scored]
         if good:
             image = torch.from_numpy(np.ascontiguousarray(batch["image"][good]))
-            scores[good] = score_batch(self.model, image, self.device)
+            scores[good] = score_batch(self.model, image, self.device, self.buffers)
         return {"path": batch["path"], "error": np.array(errors, dtype=object), "score": scores,
                 "scored": batch["scored"], "provenance": batch["provenance"]}
 

@@ -53,10 +53,11 @@ class _Item:
 class BatchQueue:
     """`await submit(x)` -> the model's score for one (C, H, W) tensor, computed in a batch with its neighbours.
 
-    `run_batch(stacked) -> (B,) scores` runs in `executor` (give it one thread: the model is not shared).
+    `run_batch(tensors) -> (B,) scores` runs in `executor` (give it one thread: the model is not shared); it
+    gets the batch's tensors as a list and stacks them itself, so copying a batch never blocks the event loop.
     """
 
-    def __init__(self, run_batch: Callable[[torch.Tensor], np.ndarray], executor: Executor, max_batch: int = 32,
+    def __init__(self, run_batch: Callable[[list[torch.Tensor]], np.ndarray], executor: Executor, max_batch: int = 32,
                  wait_ms: float = 5.0, max_queue: int = 1024) -> None:
         if max_batch < 1 or max_queue < 1 or wait_ms < 0:
             raise ValueError(f"need max_batch >= 1, max_queue >= 1, wait_ms >= 0; got {max_batch}, {max_queue}, "
@@ -124,8 +125,7 @@ class BatchQueue:
             if not items:
                 continue
             try:
-                batch = torch.stack([it.tensor for it in items])
-                scores = await loop.run_in_executor(self.executor, self.run_batch, batch)
+                scores = await loop.run_in_executor(self.executor, self.run_batch, [it.tensor for it in items])
                 if len(scores) != len(items):
                     raise RuntimeError(f"run_batch returned {len(scores)} scores for {len(items)} images")
             except Exception as e:  # noqa: BLE001 - a failed batch fails its requests, never the worker

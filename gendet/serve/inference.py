@@ -25,7 +25,7 @@ from gendet.data.decode import DecodeLimits
 from gendet.data.decode_pool import DecodePool
 from gendet.data.preprocess import Preprocess
 from gendet.detect.model import ScanModel
-from gendet.detect.pipeline import decode_and_transform, score_batch
+from gendet.detect.pipeline import BatchBuffers, decode_to_pixels, score_batch
 from gendet.explain.evidence import centre_region, explain_image
 from gendet.explain.overlay import heatmap_png
 from gendet.provenance import ProvenanceOptions, read_provenance
@@ -52,12 +52,12 @@ def png_base64(img: Image.Image | np.ndarray) -> str:
 def prepare_upload(data: bytes, pp: Preprocess, limits: DecodeLimits, formats: tuple[str, ...],
                    keep_image: bool, provenance: ProvenanceOptions | None = None
                    ) -> tuple[np.ndarray, np.ndarray | None, list[dict[str, Any]] | None]:
-    """In a decoder process: bytes -> (model input as an array, the centre crop's region if `keep_image`:
+    """In a decoder process: bytes -> (model input's uint8 pixels, the centre crop's region if `keep_image`:
     all an explanation reads, given the batch's score; 260 x 260 pixels instead of a 36 Mpx upload;
     the provenance findings as dicts, None when `provenance` is None).
 
-    Raises DecodeError; arrays travel back by value (see gendet.detect.pipeline.prepare_array)."""
-    image, tensor = decode_and_transform(data, pp, limits, formats)
+    Raises DecodeError; arrays travel back by value (see gendet.detect.prepare.prepare_pixels)."""
+    image, tensor = decode_to_pixels(data, pp, limits, formats)
     kept = np.asarray(centre_region(image, pp)) if keep_image else None
     findings = None if provenance is None else [f.to_dict() for f in read_provenance(data, provenance, image)]
     return tensor.numpy(), kept, findings
@@ -72,6 +72,7 @@ class ServedModel:
         """provenance: how uploads' provenance is read (None: not read)."""
         self.model, self.device, self.provenance = model, device, provenance
         self.model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gendet-model")
+        self.buffers = BatchBuffers()  # used by the one model thread only
         self.decode_pool = DecodePool(max(1, decode_workers), decode_timeout_s)
         self.explain_grid = min(explain_grid, model.preprocess.size)
         self.explain_top = explain_top
@@ -102,14 +103,16 @@ class ServedModel:
         return (None if kept is None else Image.fromarray(kept)), torch.from_numpy(array), findings
 
     # -- model pool ----------------------------------------------------------
-    def run_batch(self, batch: torch.Tensor) -> np.ndarray:
-        return score_batch(self.model, batch, self.device)
+    def run_batch(self, tensors: list[torch.Tensor]) -> np.ndarray:
+        """Scores for one batch of model inputs (uint8 pixels from `prepare`), stacked into the reused buffers."""
+        out = self.buffers.get((len(tensors), *tensors[0].shape), tensors[0].dtype)
+        return score_batch(self.model, torch.stack(tensors, out=out), self.device, self.buffers)
 
     def warm_up(self) -> None:
         """One forward at start-up, so the first request does not pay for lazy initialisation."""
         pp = self.model.preprocess
         shape = (1, pp.crops, 3, pp.size, pp.size) if pp.crops > 1 else (1, 3, pp.size, pp.size)
-        self.run_batch(torch.zeros(*shape))
+        self.run_batch([torch.zeros(*shape[1:], dtype=torch.uint8)])
 
     def explain(self, image: Image.Image, score: float | None = None) -> dict[str, Any]:
         """Evidence for one image (its centre region when `score`, the batch's verdict, is given): text, heat map

@@ -23,12 +23,12 @@ def busy_in_c(value: int) -> int:
 
 
 def die_on_marker(path: str, *args: object) -> object:
-    """prepare_array, except a file named *die* kills its worker (as the OOM killer would)."""
-    from gendet.detect.pipeline import prepare_array
+    """prepare_pixels, except a file named *die* kills its worker (as the OOM killer would)."""
+    from gendet.detect.pipeline import prepare_pixels
 
     if "die" in os.path.basename(path):
         os.kill(os.getpid(), signal.SIGKILL)
-    return prepare_array(path, *args)
+    return prepare_pixels(path, *args)
 
 
 def pid(_: int) -> int:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from gendet.data import ImageTransform, Preprocess
-from gendet.data.preprocess import align_format, apply_geometry, encode_roundtrip, to_tensor
+from gendet.data.preprocess import (
+    align_format,
+    apply_geometry,
+    encode_roundtrip,
+    normalize,
+    to_pixels,
+    to_tensor,
+)
 
 
 def _img(w: int, h: int, seed: int = 0) -> Image.Image:
@@ -82,6 +91,34 @@ def test_to_tensor_normalises() -> None:
     t = to_tensor(Image.new("RGB", (8, 8), (255, 0, 255)), pp)
     assert t.shape == (3, 8, 8) and t.dtype == torch.float32
     assert torch.allclose(t[:, 0, 0], torch.tensor([1.0, -1.0, 1.0]))
+
+
+def test_normalize_is_the_float_arithmetic_bit_for_bit() -> None:
+    """Every uint8 value on every channel, one image or a batch, into a buffer or not: what decoders used to send
+    (numpy float32 / 255, then (x - mean) / std) to the last bit, so scores do not move."""
+    pp = Preprocess(size=8)
+    values = np.arange(256, dtype=np.uint8).reshape(1, 16, 16).repeat(3, 0)  # (3, 16, 16), all 256 values
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(3, 1, 1) for v in (pp.mean, pp.std))
+    legacy = (torch.from_numpy(values.astype(np.float32) / 255.0) - mean) / std
+    pixels = torch.from_numpy(values)
+    assert torch.equal(normalize(pixels, pp), legacy)
+    batch = pixels.expand(5, 3, 16, 16)
+    out = torch.full((5, 3, 16, 16), float("nan"))
+    assert normalize(batch, pp, out) is out and torch.equal(out, legacy.expand(5, 3, 16, 16))
+    assert pixels.dtype == torch.uint8 and torch.equal(pixels, torch.from_numpy(values))  # input untouched
+
+
+def test_transform_is_normalize_of_its_pixels() -> None:
+    pp = Preprocess(size=32, crops=4)
+    tf = ImageTransform(pp, train=False)
+    img = _img(120, 90)
+    pixels = tf.pixels(img, np.random.default_rng(0))
+    assert pixels.dtype == torch.uint8 and pixels.shape == (4, 3, 32, 32)
+    assert torch.equal(tf(img, np.random.default_rng(0)), normalize(pixels, pp))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when it wraps a read-only view of PIL's buffer
+        first = to_pixels(img)[:, 0, 0]
+    assert torch.equal(first, torch.tensor(img.getpixel((0, 0)), dtype=torch.uint8))
 
 
 def _jitter(img: Image.Image, rng: np.random.Generator) -> Image.Image:

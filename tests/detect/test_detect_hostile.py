@@ -112,7 +112,7 @@ def test_skip_set_and_non_finite_scores(mixed_folder, scan_model, monkeypatch) -
 
     from gendet.detect import pipeline
 
-    monkeypatch.setattr(pipeline, "score_batch", lambda m, image, d: [float("nan")] * len(image))
+    monkeypatch.setattr(pipeline, "score_batch", lambda m, image, *_: [float("nan")] * len(image))
     [[rec]] = list(iter_record_batches(inputs[:1], scan_model))
     assert rec.score is None and rec.label is None and "non-finite" in rec.error
 

@@ -18,14 +18,14 @@ from gendet.serve.batching import BatchQueue, QueueFull
 from serve.helpers import image_bytes, running_server
 
 
-def _sum_scores(batch: torch.Tensor) -> np.ndarray:
-    return batch.flatten(1).sum(dim=1).numpy()
+def _sum_scores(tensors: list[torch.Tensor]) -> np.ndarray:
+    return torch.stack(tensors).flatten(1).sum(dim=1).numpy()
 
 
 def test_queue_groups_concurrent_items_and_caps_batch() -> None:
     sizes: list[int] = []
 
-    def run(batch: torch.Tensor) -> np.ndarray:
+    def run(batch: list[torch.Tensor]) -> np.ndarray:
         sizes.append(len(batch))
         return _sum_scores(batch)
 
@@ -59,7 +59,7 @@ def test_lone_item_waits_at_most_the_window() -> None:
 def test_failed_batch_fails_its_requests_only() -> None:
     calls = {"n": 0}
 
-    def flaky(batch: torch.Tensor) -> np.ndarray:
+    def flaky(batch: list[torch.Tensor]) -> np.ndarray:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("boom")
@@ -83,7 +83,7 @@ def test_failed_batch_fails_its_requests_only() -> None:
 def test_full_queue_refuses_with_queuefull() -> None:
     release = threading.Event()
 
-    def slow(batch: torch.Tensor) -> np.ndarray:
+    def slow(batch: list[torch.Tensor]) -> np.ndarray:
         release.wait(10)
         return _sum_scores(batch)
 

@@ -1,0 +1,50 @@
+"""The batch path: uint8 pixels from the decoders, normalised in the model's process into reused buffers."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from detect.helpers import noise_image
+from gendet.data.preprocess import ImageTransform, normalize
+from gendet.detect import ScanModel
+from gendet.detect.pipeline import BatchBuffers, score_batch, score_entries
+
+
+def _pixels(model: ScanModel, n: int) -> list[torch.Tensor]:
+    tf = ImageTransform(model.preprocess, train=False)
+    return [tf.pixels(noise_image(40, seed), np.random.default_rng(0)) for seed in range(n)]
+
+
+def test_uint8_pixels_score_as_their_normalised_input(scan_model: ScanModel) -> None:
+    pixels = torch.stack(_pixels(scan_model, 6))
+    as_float = score_batch(scan_model, normalize(pixels, scan_model.preprocess), torch.device("cpu"))
+    buffers = BatchBuffers()
+    for _ in range(2):  # the second batch reuses the first one's memory
+        assert np.array_equal(score_batch(scan_model, pixels, torch.device("cpu"), buffers), as_float)
+    assert np.array_equal(score_batch(scan_model, pixels, torch.device("cpu")), as_float)
+    assert len(set(as_float.round(6))) > 1  # the images score differently: a wrong input would show
+
+
+def test_buffers_are_reused_grown_and_kept_per_dtype() -> None:
+    buffers = BatchBuffers()
+    a = buffers.get((4, 3, 8, 8), torch.float32)
+    b = buffers.get((2, 3, 8, 8), torch.float32)  # a smaller last batch: the same memory
+    assert b.data_ptr() == a.data_ptr() and b.shape == (2, 3, 8, 8)
+    c = buffers.get((8, 3, 8, 8), torch.float32)  # larger: grown
+    assert c.numel() == 8 * 3 * 8 * 8 and buffers.get((8, 3, 8, 8), torch.float32).data_ptr() == c.data_ptr()
+    u = buffers.get((4, 3, 8, 8), torch.uint8)
+    assert u.dtype == torch.uint8 and buffers.get((8, 3, 8, 8), torch.float32).data_ptr() == c.data_ptr()
+
+
+def test_entries_stack_into_buffers_with_the_same_records(scan_model: ScanModel) -> None:
+    pixels = _pixels(scan_model, 5)
+    entries = [(f"img{i}", p, None, None) for i, p in enumerate(pixels)]
+    entries.insert(2, ("broken", None, "truncated", None))
+    plain = score_entries(scan_model, entries, torch.device("cpu"))
+    buffers = BatchBuffers()
+    reused = score_entries(scan_model, entries, torch.device("cpu"), buffers)
+    again = score_entries(scan_model, entries[:3], torch.device("cpu"), buffers)
+    assert [r.score for r in reused] == [r.score for r in plain] and plain[2].error == "truncated"
+    # a smaller batch into the grown buffers (not compared with the batch of 5: conv kernels differ by batch size)
+    assert [r.score for r in again] == [r.score for r in score_entries(scan_model, entries[:3], torch.device("cpu"))]
