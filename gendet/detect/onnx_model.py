@@ -73,6 +73,12 @@ class OnnxDetector:
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own classes for bad files
             raise ModelSetupError(f"cannot load ONNX model {self.path}: {e}") from None
 
+    @property
+    def independent_threads(self) -> bool:
+        """True with batch parallelism: its threads run separate chunks and never wait for each other, so the
+        thread policy may use a core that another process keeps busy (ThreadPolicy)."""
+        return self.parallel == "batch"
+
     def get_num_threads(self) -> int:
         """The intra-op threads asked for (onnxruntime's default, all cores, when none was)."""
         return int(self.threads or os.cpu_count() or 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -53,6 +55,41 @@ def test_auto_leaves_cores_that_others_keep_busy(four_cores, monkeypatch) -> Non
     assert heavy.threads() == 2
     heavy.restore()
     assert ThreadPolicy("auto", workers=1, device=CPU, flops_per_image=0.03e9).threads() == 1
+
+
+class _IndependentRuntime:
+    """A runtime like OnnxDetector with batch parallelism: threads that never wait for each other."""
+
+    def __init__(self, independent: bool) -> None:
+        self.independent_threads, self.threads = independent, 4
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+    def set_num_threads(self, n: int) -> None:
+        self.threads = n
+
+
+@pytest.mark.parametrize(("independent", "heavy", "light"), [(True, 4, 3), (False, 2, 1)])
+def test_independent_threads_keep_the_cores_others_keep_busy(four_cores, monkeypatch, independent, heavy,
+                                                             light) -> None:
+    monkeypatch.setattr(pipeline, "busy_cores", lambda: 2)
+    for flops, expected in ((6.9e9, heavy), (0.03e9, light)):
+        runtime = _IndependentRuntime(independent)
+        policy = ThreadPolicy("auto", workers=1, device=CPU, model=SimpleNamespace(detector=runtime),  # type: ignore[arg-type]
+                              flops_per_image=flops)
+        assert policy.threads() == expected
+        policy.restore()
+        assert runtime.threads == 4
+
+
+def test_the_onnx_engine_says_whether_its_threads_are_independent(tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    from gendet.detect.onnx_model import load_onnx_model
+
+    ckpt = make_checkpoint(tmp_path / "tiny")
+    assert load_onnx_model(ckpt).detector.independent_threads  # type: ignore[union-attr]
+    assert not load_onnx_model(ckpt, parallel="intra").detector.independent_threads  # type: ignore[union-attr]
 
 
 def test_busy_cores_sees_a_busy_loop() -> None:
