@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -318,17 +319,29 @@ def busy_cores(window_s: float = 0.2) -> int:
     return int(busy_fraction * (os.cpu_count() or 1) + 0.3)
 
 
+_FLOPS: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()  # detector -> FLOPs per image
+
+
 def count_flops(model: ScanModel, device: torch.device | str = "cpu") -> float:
-    """FLOPs of one image's forward (all its crops), counted by torch's FlopCounterMode on a zero input;
-    an ONNX model carries the count its export measured."""
+    """FLOPs of one image's forward (all its crops), counted by torch's FlopCounterMode on a zero input, once
+    per detector, on one thread (beside a busy process a 2-thread forward of the 4-crop Lite0 probe took ~1 s,
+    billed to every scan); an ONNX model carries the count its export measured."""
     known = getattr(model.detector, "flops_per_image", None)
     if known is not None:
         return float(known)
+    if model.detector in _FLOPS:
+        return _FLOPS[model.detector]
     pp = model.preprocess
     shape = (1, pp.crops, 3, pp.size, pp.size) if pp.crops > 1 else (1, 3, pp.size, pp.size)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model.detector({"image": torch.zeros(*shape, device=device)})
-    return float(counter.get_total_flops())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model.detector({"image": torch.zeros(*shape, device=device)})
+    finally:
+        torch.set_num_threads(threads)
+    _FLOPS[model.detector] = flops = float(counter.get_total_flops())
+    return flops
 
 
 def score_entries(model: ScanModel, entries: Sequence[Decoded], device: torch.device,
