@@ -236,6 +236,10 @@ class BatchBuffers:
             buf = self._buffers[dtype] = torch.empty(numel, dtype=dtype)
         return buf[:numel].view(*shape)
 
+    def stack(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """torch.stack of same-shaped tensors, into this memory."""
+        return torch.stack(list(tensors), out=self.get((len(tensors), *tensors[0].shape), tensors[0].dtype))
+
 
 def score_batch(model: ScanModel, image: torch.Tensor, device: torch.device,
                 buffers: BatchBuffers | None = None) -> np.ndarray:
@@ -352,8 +356,8 @@ def score_entries(model: ScanModel, entries: Sequence[Decoded], device: torch.de
     scores: dict[int, float] = {}
     if good:
         tensors = [cast(torch.Tensor, entries[i][1]) for i in good]
-        out = buffers.get((len(good), *tensors[0].shape), tensors[0].dtype) if buffers is not None else None
-        probs = score_batch(model, torch.stack(tensors, out=out), device, buffers)
+        batch = buffers.stack(tensors) if buffers is not None else torch.stack(tensors)
+        probs = score_batch(model, batch, device, buffers)
         scores = dict(zip(good, (float(p) for p in probs), strict=True))
     return [model.record(path, scores.get(i), err, provenance)
             for i, (path, _, err, provenance) in enumerate(entries)]

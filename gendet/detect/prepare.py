@@ -48,7 +48,7 @@ def prepare_input(path: str, pp: Preprocess, limits: DecodeLimits | None = None)
     return normalize(decode_to_pixels(path, pp, limits)[1], pp)
 
 
-def prepare_pixels(path: str, pp: Preprocess, limits: DecodeLimits | None = None) -> np.ndarray:
+def prepare_pixels(path: str | bytes, pp: Preprocess, limits: DecodeLimits | None = None) -> np.ndarray:
     """The model input's uint8 pixels for one file as a numpy array: what a decoder process sends back.
     Pickled by value on purpose: a torch tensor would travel as a shared-memory handle, which breaks if its
     worker dies before the parent has opened it."""
@@ -88,7 +88,7 @@ class ScanTask:
     def __call__(self, path: str | bytes, pp: Preprocess, limits: DecodeLimits | None = None) -> Prepared:
         """DecodeError when the file cannot be read at all; a pixel failure is returned with the findings."""
         if self.provenance == "off":
-            return decode_to_pixels(path, pp, limits)[1].numpy(), None, None
+            return prepare_pixels(path, pp, limits), None, None
         data = path if isinstance(path, bytes) else read_file(path, limits or DecodeLimits())
         if self.provenance == "only" and sniff_format(data) is None:
             raise DecodeError("not a recognised image format", kind=NOT_IMAGE)

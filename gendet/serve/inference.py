@@ -105,8 +105,7 @@ class ServedModel:
     # -- model pool ----------------------------------------------------------
     def run_batch(self, tensors: list[torch.Tensor]) -> np.ndarray:
         """Scores for one batch of model inputs (uint8 pixels from `prepare`), stacked into the reused buffers."""
-        out = self.buffers.get((len(tensors), *tensors[0].shape), tensors[0].dtype)
-        return score_batch(self.model, torch.stack(tensors, out=out), self.device, self.buffers)
+        return score_batch(self.model, self.buffers.stack(tensors), self.device, self.buffers)
 
     def warm_up(self) -> None:
         """One forward at start-up, so the first request does not pay for lazy initialisation."""
