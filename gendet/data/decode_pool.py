@@ -19,12 +19,15 @@ fast and never inherit the parent's threads (the server's event loop, the model'
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -40,6 +43,46 @@ HARD_TIMEOUT_GRACE_S = 5.0
 # A decoder gives its free heap back to the OS only above this (after a large image): below it the pages are
 # reused by the next file instead of being faulted in again
 TRIM_ABOVE_BYTES = 64 << 20
+
+
+# Python before 3.13 never preloads __main__ into the forkserver (CPython gh-126631), so every decoder it forked
+# ran the parent's main script again before its first task: 130-240 ms per decoder for a script that imports
+# torch and gendet, and a script without `if __name__ == "__main__":` ran its own scan in each decoder, which
+# failed and was replaced forever. Decoders run only module-level functions, never the script's: the parent
+# names its script to the forkserver as it starts, the forkserver takes that path as its own __main__'s, and
+# multiprocessing then leaves the script out of each child (spawn._fixup_main_from_path).
+_PARENT_MAIN = "GENDET_FORKSERVER_PARENT_MAIN"
+
+
+def _adopt_parent_main() -> None:
+    """In the forkserver, as it preloads this module: its __main__ (python -c) takes the parent's script path."""
+    owner, _, path = os.environ.pop(_PARENT_MAIN, "").partition(":")
+    main = sys.modules.get("__main__")
+    if path and owner == str(os.getppid()) and main is not None and getattr(main, "__file__", None) is None:
+        main.__file__ = path
+
+
+_PRELOAD = ["gendet.data.decode_pool", "gendet.data.preprocess"]
+
+
+def _start_forkserver(preload: Sequence[str]) -> None:
+    """Start the forkserver (once per process) with the decoders' modules preloaded and this script named;
+    `preload` adds the modules of the first pool's tasks (a later pool's new ones load in each decoder)."""
+    _PRELOAD.extend(m for m in preload if m not in _PRELOAD)
+    multiprocessing.set_forkserver_preload(list(_PRELOAD))
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(getattr(main, "__spec__", None), "name", None):  # python -m: never re-run
+        multiprocessing.forkserver.ensure_running()
+        return
+    os.environ[_PARENT_MAIN] = f"{os.getpid()}:{os.path.normpath(os.path.abspath(path))}"
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        os.environ.pop(_PARENT_MAIN, None)
+
+
+_adopt_parent_main()
 
 
 class WorkerLost(Exception):
@@ -77,6 +120,9 @@ def _worker_main(conn: Connection) -> None:
             task = conn.recv()
         except (EOFError, OSError):
             return
+        except Exception as e:  # noqa: BLE001 - e.g. a function of the parent's main script, which decoders never run
+            conn.send((None, DecodeError(f"decoder cannot load the task: {type(e).__name__}: {e}")))
+            continue
         if task is None:
             return
         fn, args = task
@@ -123,15 +169,17 @@ class _Worker:
 class DecodePool:
     """`submit(fn, *args)` runs fn in a worker under the time budget; `outcome(future)` -> (value, error).
 
-    fn must be a module-level function that returns a value or raises DecodeError.
+    fn must be a function of an importable module (not of the main script: decoders never run it) that
+    returns a value or raises DecodeError. `preload`: modules the tasks need, imported once in the forkserver
+    rather than by each new decoder (gendet.detect's scan task: ~190 ms per decoder otherwise).
     """
 
     def __init__(self, workers: int, timeout_s: float, start_method: str = "forkserver",
-                 grace_s: float = HARD_TIMEOUT_GRACE_S) -> None:
+                 grace_s: float = HARD_TIMEOUT_GRACE_S, preload: Sequence[str] = ()) -> None:
         if workers < 1:
             raise ValueError(f"DecodePool needs workers >= 1, got {workers}")
         if start_method == "forkserver":
-            multiprocessing.set_forkserver_preload(["gendet.data.decode_pool", "gendet.data.preprocess"])
+            _start_forkserver(preload)
         self.timeout_s, self.grace_s, self.workers = timeout_s, grace_s, workers
         self._context = multiprocessing.get_context(start_method)
         self._lock = threading.Lock()

@@ -73,7 +73,8 @@ class ServedModel:
         self.model, self.device, self.provenance = model, device, provenance
         self.model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gendet-model")
         self.buffers = BatchBuffers()  # used by the one model thread only
-        self.decode_pool = DecodePool(max(1, decode_workers), decode_timeout_s)
+        # the uploads' task (prepare_upload) lives here: imported once in the forkserver, not by each new decoder
+        self.decode_pool = DecodePool(max(1, decode_workers), decode_timeout_s, preload=(__name__,))
         self.explain_grid = min(explain_grid, model.preprocess.size)
         self.explain_top = explain_top
 

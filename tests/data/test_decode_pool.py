@@ -69,3 +69,32 @@ def test_cancel_stops_a_running_task_and_the_worker_is_replaced() -> None:
         value, error = pool.outcome(running)
         assert value is None and error.reason == "cancelled" and time.perf_counter() - t < 0.9
         assert pool.outcome(queued) == (2, None)
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_in_its_decoders(tmp_path) -> None:
+    """Before Python 3.13 each decoder the forkserver forked ran the parent's script first (gh-126631): its
+    imports again, and an unguarded script's own pool in every decoder, which failed forever."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "ran.txt"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import os\n"
+        f"open({str(marker)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+        "from gendet.data.decode_pool import DecodePool\n"
+        "def here():\n"
+        "    return 1\n"
+        "with DecodePool(1, timeout_s=30) as pool:\n"
+        "    worker, error = pool.outcome(pool.submit(os.getpid))\n"
+        "    _, not_loadable = pool.outcome(pool.submit(here))\n"
+        "print(worker, error, os.getpid())\n"
+        "print(not_loadable.reason)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = out.stdout.splitlines()
+    worker, error, parent = first.split()
+    assert error == "None" and worker != parent
+    # a function of the script itself cannot run there, and says so (the decoder lives on)
+    assert second.startswith("decoder cannot load the task: AttributeError")
+    assert marker.read_text().split() == [parent]  # the script ran once: in the parent, not in its decoder

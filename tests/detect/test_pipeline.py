@@ -48,3 +48,13 @@ def test_entries_stack_into_buffers_with_the_same_records(scan_model: ScanModel)
     assert [r.score for r in reused] == [r.score for r in plain] and plain[2].error == "truncated"
     # a smaller batch into the grown buffers (not compared with the batch of 5: conv kernels differ by batch size)
     assert [r.score for r in again] == [r.score for r in score_entries(scan_model, entries[:3], torch.device("cpu"))]
+
+
+def test_batches_ramp_up_from_the_first_size_to_the_batch_size() -> None:
+    from gendet.detect.pipeline import _batches
+
+    entries = list(range(75))
+    assert [len(b) for b in _batches(entries, 32, first=4)] == [4, 8, 16, 32, 15]
+    assert [len(b) for b in _batches(entries, 32)] == [32, 32, 11]
+    assert [len(b) for b in _batches(entries, 3, first=4)] == [3] * 25
+    assert [x for b in _batches(entries, 32, first=4) for x in b] == entries
