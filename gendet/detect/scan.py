@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ class ScanResult:
 def scan(
     specs: Sequence[str],
     model: ScanModel,
-    output: str = "-",
+    output: str | os.PathLike[str] = "-",
     fmt: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -54,6 +55,7 @@ def scan(
     `limits`: the decode budgets (default DecodeLimits()). `task`: pixels and/or provenance per file
     (default ScanTask(): both; see gendet.detect.prepare).
     """
+    output = os.fspath(output)
     fmt = format_for(output, fmt)
     writer, done = open_writer(output, fmt, resume=resume, overwrite=overwrite, model=model.identity, force=force)
     stats = InputStats()

@@ -59,6 +59,10 @@ def setup(device: str) -> tuple[DistInfo, str]:
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         if device in ("cuda", "auto"):
+            gpus = torch.cuda.device_count()
+            if local >= gpus:  # NCCL refuses two ranks on one GPU; say so before CUDA says "invalid device ordinal"
+                raise RuntimeError(f"DDP on CUDA needs one GPU per process: local rank {local} of a node with {gpus} "
+                                   f"GPU(s); start at most {gpus} process(es) per node (torchrun --nproc_per_node)")
             device = f"cuda:{local}"
         torch.cuda.set_device(torch.device(device))
     elif device == "auto":

@@ -36,7 +36,8 @@ def scans(mixed_folder, scan_model, tmp_path_factory):
     results = {}
     for workers in (0, 2):
         path = out / f"w{workers}.jsonl"
-        res = scan([str(folder)], scan_model, output=str(path), batch_size=8, workers=workers)
+        # a pathlib.Path output as well as a str one
+        res = scan([str(folder)], scan_model, output=path if workers else str(path), batch_size=8, workers=workers)
         results[workers] = (res, read_jsonl(path))
     return results
 

@@ -102,3 +102,14 @@ def test_helpers_are_local_without_torchrun() -> None:
     assert distributed.gather_ints([3, 0]) == [[3, 0]]
     assert distributed.gather_objects({"a": 1}) == [{"a": 1}]
     assert distributed.setup("cpu") == (DistInfo(), "cpu")
+
+
+def test_more_cuda_ranks_than_gpus_is_a_clear_error(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(RuntimeError, match="one GPU per process: local rank 1 of a node with 1 GPU"):
+        distributed.setup("cuda")
