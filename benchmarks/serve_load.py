@@ -204,6 +204,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=None, help="checkpoint dir (default: shipped model, else a stand-in)")
     ap.add_argument("--stand-in-size", type=int, default=64, help="input size of the stand-in model")
+    ap.add_argument("--lite0", action="store_true",
+                    help="a Lite0 probe at 224 px, untrained head (as detect_throughput.py --lite0)")
     ap.add_argument("--duration", type=float, default=30.0, help="measured seconds per setting (default 30)")
     ap.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each measurement")
     ap.add_argument("--clients", type=int, default=200, help="concurrent clients (default 200)")
