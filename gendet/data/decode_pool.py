@@ -72,7 +72,7 @@ def _start_forkserver(preload: Sequence[str]) -> None:
     multiprocessing.set_forkserver_preload(list(_PRELOAD))
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if path is None or getattr(getattr(main, "__spec__", None), "name", None):  # python -m: never re-run
+    if path is None or getattr(getattr(main, "__spec__", None), "name", None):  # python -m: left to multiprocessing
         multiprocessing.forkserver.ensure_running()
         return
     os.environ[_PARENT_MAIN] = f"{os.getpid()}:{os.path.normpath(os.path.abspath(path))}"
