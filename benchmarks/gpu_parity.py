@@ -76,7 +76,7 @@ def main() -> None:
             from gendet.detect.onnx_export import export_onnx
             from gendet.detect.onnx_model import load_onnx_model
 
-            cpu_model = load_scan_model(args.checkpoint, "cpu")
+            cpu_model = model if device.type == "cpu" else load_scan_model(args.checkpoint, "cpu")  # export on CPU
             onnx_model = load_onnx_model(export_onnx(cpu_model, Path(tmp) / "model.onnx"), device)
             providers = onnx_model.detector._session.get_providers()
             scores, rate = timed_scores(onnx_model, x, args.batch_size, device)

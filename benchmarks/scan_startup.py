@@ -4,8 +4,9 @@ torch and gendet, as a user's script does).
 
   decoder start  - DecodePool(1): submit a trivial task to a fresh decoder, until its answer (the forkserver is
                    already running; its one-time start is printed apart)
-  first records  - scan() of --n files until the first batch of records is written
-  scan           - the whole scan, in img/s
+  first records  - iter_record_batches() (the scan behind scan() and `gendet detect`, no output file) over --n
+                   files, until its first batch of records
+  scan           - all of them, in img/s
 
 Each is the median of --repeats. Compare commits by running this file from a checkout of each, one after the other.
 
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detect_throughput import lite0_checkpoint, make_images  # noqa: E402 - the benchmarks' shared images, Lite0
 
 from gendet.data.decode_pool import DecodePool  # noqa: E402
-from gendet.detect import Input, iter_inputs, iter_record_batches, load_scan_model  # noqa: E402
+from gendet.detect import Input, ScanModel, iter_inputs, iter_record_batches, load_scan_model  # noqa: E402
 
 
 def decoder_start_ms() -> float:
@@ -38,7 +39,7 @@ def decoder_start_ms() -> float:
     return 1000 * (time.perf_counter() - start)
 
 
-def timed_scan(inputs: list[Input], model, batch_size: int, workers: int) -> tuple[float, float]:
+def timed_scan(inputs: list[Input], model: ScanModel, batch_size: int, workers: int) -> tuple[float, float]:
     """(seconds to the first batch of records, seconds for all)."""
     start = time.perf_counter()
     first = None
