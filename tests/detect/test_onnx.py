@@ -145,3 +145,35 @@ def test_batch_parallel_threads_score_as_intra_op_threads(tmp_path) -> None:
     assert per_chunk._pool is None and per_chunk.get_num_threads() == 1
     with pytest.raises(ValueError, match="parallel"):
         OnnxDetector(path, parallel="both")
+
+
+def test_pixels_normalised_in_the_chunk_threads_score_as_a_normalised_batch(tmp_path) -> None:
+    """score_pixels (what a scan calls with the decoders' uint8 images) gives the bits of __call__ on the
+    stacked, normalised batch: as a list or a batch, with crops, on one thread or two."""
+    from gendet.data.preprocess import normalize
+    from gendet.detect.pipeline import score_batch, score_entries
+
+    torch.manual_seed(0)
+    probe = small_detector("probe", crops=4).eval()
+    save_checkpoint(tmp_path / "crops", probe, {"preprocess": probe.preprocess("jpeg").to_dict(), "threshold": 0.5,
+                                                "threshold_source": "fixed"})
+    crops_model = load_scan_model(tmp_path / "crops", "cpu")
+    model = small_checkpoint("tiny_cnn", tmp_path)
+    onnx_model = load_onnx_model(export_onnx(model, tmp_path / "t.onnx"))
+    rng = np.random.default_rng(0)
+    pixels = torch.from_numpy(rng.integers(0, 256, (9, 3, 32, 32), dtype=np.uint8))
+    crops = torch.from_numpy(rng.integers(0, 256, (5, 4, 3, 32, 32), dtype=np.uint8))  # 1 image a chunk
+    for threads in (2, 1):
+        for m, path, batch in ((crops_model, export_onnx(crops_model, tmp_path / "c.onnx"), crops),
+                               (model, tmp_path / "t.onnx", pixels)):
+            det = OnnxDetector(path, threads=threads)
+            expected = det({"image": normalize(batch, m.preprocess)})["prob"].numpy()
+            for given in (batch, list(batch), list(batch[:3])):
+                got = det.score_pixels(given, m.preprocess)["prob"].numpy()
+                np.testing.assert_array_equal(got, expected[:len(given)])
+    onnx_model.detector = det
+    expected = det({"image": normalize(pixels, model.preprocess)})["prob"].numpy().astype(np.float64)
+    np.testing.assert_array_equal(score_batch(onnx_model, pixels, torch.device("cpu")), expected)
+    entries = [(f"{i}.jpg", p, None, None) for i, p in enumerate(pixels)]
+    records = score_entries(onnx_model, entries, torch.device("cpu"))
+    np.testing.assert_array_equal([r.score for r in records], expected)
