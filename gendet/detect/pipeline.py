@@ -251,18 +251,19 @@ class BatchBuffers:
         return torch.stack(list(tensors), out=self.get((len(tensors), *tensors[0].shape), tensors[0].dtype))
 
 
-def _scores_pixels(model: ScanModel, image: torch.Tensor, device: torch.device) -> bool:
-    """Whether the detector takes uint8 pixels and normalises them itself, chunk by chunk in the threads that
-    run the chunks (OnnxDetector.score_pixels), rather than a float batch normalised here."""
-    return image.dtype == torch.uint8 and device.type == "cpu" and hasattr(model.detector, "score_pixels")
-
-
-def score_batch(model: ScanModel, image: torch.Tensor, device: torch.device,
+def score_batch(model: ScanModel, images: torch.Tensor | Sequence[torch.Tensor], device: torch.device,
                 buffers: BatchBuffers | None = None) -> np.ndarray:
-    """P(generated) for a (B, C, H, W) batch, as float64 numpy: uint8 pixels (normalised here, on the device,
-    into `buffers` on the CPU) or the normalised float input."""
-    if _scores_pixels(model, image, device):
-        return model.detector.score_pixels(image, model.preprocess)["prob"].numpy().astype(np.float64)
+    """P(generated) for a (B, C, H, W) batch or a list of same-shaped images, as float64 numpy: uint8 pixels
+    (normalised here, on the device, into `buffers` on the CPU) or the normalised float input. A list is stacked
+    here (into `buffers`), unless the detector takes uint8 pixels and stacks and normalises them itself, chunk by
+    chunk in the threads that run the chunks (OnnxDetector.score_pixels)."""
+    dtype = images.dtype if isinstance(images, torch.Tensor) else images[0].dtype
+    if dtype == torch.uint8 and device.type == "cpu" and hasattr(model.detector, "score_pixels"):
+        return model.detector.score_pixels(images, model.preprocess)["prob"].numpy().astype(np.float64)
+    if isinstance(images, torch.Tensor):
+        image = images
+    else:
+        image = buffers.stack(images) if buffers is not None else torch.stack(list(images))
     image = image.to(device, non_blocking=True)
     if image.dtype == torch.uint8:
         out = buffers.get(image.shape, torch.float32) if buffers is not None and device.type == "cpu" else None
@@ -374,11 +375,7 @@ def score_entries(model: ScanModel, entries: Sequence[Decoded], device: torch.de
     scores: dict[int, float] = {}
     if good:
         tensors = [cast(torch.Tensor, entries[i][1]) for i in good]
-        if _scores_pixels(model, tensors[0], device):  # the runtime stacks each chunk in its own thread
-            probs = model.detector.score_pixels(tensors, model.preprocess)["prob"].numpy().astype(np.float64)
-        else:
-            batch = buffers.stack(tensors) if buffers is not None else torch.stack(tensors)
-            probs = score_batch(model, batch, device, buffers)
+        probs = score_batch(model, tensors, device, buffers)
         scores = dict(zip(good, (float(p) for p in probs), strict=True))
     return [model.record(path, scores.get(i), err, provenance)
             for i, (path, _, err, provenance) in enumerate(entries)]

@@ -105,8 +105,9 @@ class ServedModel:
 
     # -- model pool ----------------------------------------------------------
     def run_batch(self, tensors: list[torch.Tensor]) -> np.ndarray:
-        """Scores for one batch of model inputs (uint8 pixels from `prepare`), stacked into the reused buffers."""
-        return score_batch(self.model, self.buffers.stack(tensors), self.device, self.buffers)
+        """Scores for one batch of model inputs (uint8 pixels from `prepare`), stacked into the reused buffers
+        (by score_batch, or chunk by chunk by an engine that stacks them itself)."""
+        return score_batch(self.model, tensors, self.device, self.buffers)
 
     def warm_up(self) -> None:
         """One forward at start-up, so the first request does not pay for lazy initialisation."""
