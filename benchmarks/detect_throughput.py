@@ -22,8 +22,8 @@ Images: JPEG crops (q90) of gendet's shipped real photos at --image-size-on-disk
 and an XMP packet (what provenance reads in a camera photo).
 Model: --checkpoint, else the shipped default model, else (or with --stand-in) a freshly initialised
 resnet50[arch=resnet18] at --stand-in-size px (same compute as a trained one; scores meaningless);
---lite0: a probe on the packaged EfficientNet-Lite0 at 224 px, one crop (an untrained head: the compute of
-a Lite0-based detector).
+--lite0: a probe on the packaged EfficientNet-Lite0, 4 crops of 224 px per image as its `jpeg` preprocessing
+asks (an untrained head: the compute of a Lite0-based detector; img/s counts images, not crops).
 
   python benchmarks/detect_throughput.py --n 256 --batch-size 32
 """

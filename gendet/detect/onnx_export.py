@@ -1,7 +1,7 @@
 """`gendet export --format onnx`: a checkpoint as one ONNX graph, image batch -> P(generated).
 
 The graph takes what the scan's preprocessing produces, (B, 3, H, W) or (B, crops, 3, H, W) float32
-(dynamic batch), and returns `prob` (B,) and `logit` (B,): the mean of the crops' logits, as
+(dynamic batch and crop axes), and returns `prob` (B,) and `logit` (B,): the mean of the crops' logits, as
 `Detector.__call__` scores them. The preprocessing contract (input size, resize or crop, normalisation,
 format alignment, crops), the threshold and the model's name and version go into the ONNX metadata
 (`gendet.*` keys) and a side JSON (`OUT.json`), so an onnxruntime user elsewhere can reproduce the input
@@ -32,7 +32,8 @@ class ExportError(Exception):
 
 
 class _Scorer(nn.Module):
-    """image -> (prob, logit), crops averaged in logit space."""
+    """image -> (prob, logit), crops averaged in logit space; the crop axis is dynamic, so a runtime may score
+    an image's crops in separate runs and average their logits itself (OnnxDetector does, on the CPU)."""
 
     def __init__(self, detector: nn.Module, crops: int) -> None:
         super().__init__()
@@ -41,7 +42,7 @@ class _Scorer(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.crops > 1:
             b = image.shape[0]
-            logit = self.detector.forward({"image": image.flatten(0, 1)})["logit"].reshape(b, self.crops).mean(1)
+            logit = self.detector.forward({"image": image.flatten(0, 1)})["logit"].reshape(b, -1).mean(1)
         else:
             logit = self.detector.forward({"image": image})["logit"].reshape(-1)
         return torch.sigmoid(logit), logit
@@ -53,7 +54,8 @@ def contract(model: ScanModel) -> dict[str, Any]:
             "threshold": model.threshold, "threshold_source": model.threshold_source,
             "preprocess": model.preprocess.to_dict(), "input": "image", "outputs": ["prob", "logit"],
             "input_layout": "(B, crops, 3, H, W) when crops > 1, else (B, 3, H, W); float32, normalised with "
-                            "mean/std after resize/crop and format alignment (gendet.data.preprocess)",
+                            "mean/std after resize/crop and format alignment (gendet.data.preprocess); the crop "
+                            "axis is dynamic: the outputs are the mean logit of the crops given",
             "checkpoint_config": {k: model.config.get(k) for k in ("model", "model_config", "backbone")}}
 
 
@@ -84,7 +86,9 @@ def export_onnx(model: ScanModel, out: str | os.PathLike, quantize: str | None =
         try:
             torch.onnx.export(scorer, (example_input(model),), str(raw), dynamo=False, opset_version=OPSET,
                               input_names=["image"], output_names=["prob", "logit"],
-                              dynamic_axes={"image": {0: "batch"}, "prob": {0: "batch"}, "logit": {0: "batch"}})
+                              dynamic_axes={"image": {0: "batch", **({1: "crops"} if model.preprocess.crops > 1
+                                                                     else {})},
+                                            "prob": {0: "batch"}, "logit": {0: "batch"}})
         except Exception as e:  # noqa: BLE001 - the exporter raises many kinds; the user needs the reason
             first = str(e).split("\n")[0]
             raise ExportError(f"{det.name} could not be traced to ONNX: {type(e).__name__}: {first}") from None

@@ -42,6 +42,18 @@ def small_checkpoint(name: str, tmp_path):
     return load_scan_model(tmp_path / name, "cpu")
 
 
+def crops_checkpoint(tmp_path):
+    """A probe scoring 4 crops an image, its zero-initialised head perturbed so that crops score differently."""
+    torch.manual_seed(0)
+    probe = small_detector("probe", crops=4).eval()
+    with torch.no_grad():
+        for p in probe.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_checkpoint(tmp_path / "crops", probe, {"preprocess": probe.preprocess("jpeg").to_dict(), "threshold": 0.5,
+                                                "threshold_source": "fixed"})
+    return load_scan_model(tmp_path / "crops", "cpu")
+
+
 def test_the_exportable_set_is_what_the_readme_says() -> None:
     assert EXPORTABLE == ["tiny_cnn", "resnet50", "cnnspot", "spec", "npr", "univfd", "dire_lite", "probe", "lite"]
 
@@ -135,8 +147,9 @@ def test_batch_parallel_threads_score_as_intra_op_threads(tmp_path) -> None:
     """T threads run T chunks at once on one-thread sessions; the scores are those of chunks on a T-thread pool."""
     model = small_checkpoint("tiny_cnn", tmp_path)
     path = export_onnx(model, tmp_path / "t.onnx")
-    batch = {"image": real_batch(model, 9)}  # 9 images: three chunks of up to 4
+    batch = {"image": real_batch(model, 9)}
     per_chunk = OnnxDetector(path, threads=2)
+    per_chunk.CPU_CHUNK_PIXELS = 4 * batch["image"].shape[-1] ** 2  # three chunks of up to 4 images
     pooled = OnnxDetector(path, threads=2, parallel="intra")
     assert per_chunk._pool is not None and per_chunk._pool._max_workers == 2 and pooled._pool is None
     assert per_chunk._session.get_session_options().intra_op_num_threads == 1
@@ -153,20 +166,17 @@ def test_pixels_normalised_in_the_chunk_threads_score_as_a_normalised_batch(tmp_
     from gendet.data.preprocess import normalize
     from gendet.detect.pipeline import score_batch, score_entries
 
-    torch.manual_seed(0)
-    probe = small_detector("probe", crops=4).eval()
-    save_checkpoint(tmp_path / "crops", probe, {"preprocess": probe.preprocess("jpeg").to_dict(), "threshold": 0.5,
-                                                "threshold_source": "fixed"})
-    crops_model = load_scan_model(tmp_path / "crops", "cpu")
+    crops_model = crops_checkpoint(tmp_path)
     model = small_checkpoint("tiny_cnn", tmp_path)
     onnx_model = load_onnx_model(export_onnx(model, tmp_path / "t.onnx"))
     rng = np.random.default_rng(0)
     pixels = torch.from_numpy(rng.integers(0, 256, (9, 3, 32, 32), dtype=np.uint8))
-    crops = torch.from_numpy(rng.integers(0, 256, (5, 4, 3, 32, 32), dtype=np.uint8))  # 1 image a chunk
-    for threads in (2, 1):
+    crops = torch.from_numpy(rng.integers(0, 256, (5, 4, 3, 32, 32), dtype=np.uint8))
+    for threads, run_pixels in ((2, 32 * 32), (1, 32 * 32), (2, OnnxDetector.CPU_CHUNK_PIXELS)):
         for m, path, batch in ((crops_model, export_onnx(crops_model, tmp_path / "c.onnx"), crops),
                                (model, tmp_path / "t.onnx", pixels)):
             det = OnnxDetector(path, threads=threads)
+            det.CPU_CHUNK_PIXELS = run_pixels  # one crop a run (crops averaged here), or whole images
             expected = det({"image": normalize(batch, m.preprocess)})["prob"].numpy()
             for given in (batch, list(batch), list(batch[:3])):
                 got = det.score_pixels(given, m.preprocess)["prob"].numpy()
@@ -177,3 +187,56 @@ def test_pixels_normalised_in_the_chunk_threads_score_as_a_normalised_batch(tmp_
     entries = [(f"{i}.jpg", p, None, None) for i, p in enumerate(pixels)]
     records = score_entries(onnx_model, entries, torch.device("cpu"))
     np.testing.assert_array_equal([r.score for r in records], expected)
+
+
+class RecordingSession:
+    """An onnxruntime session that records the input shape of every run."""
+
+    def __init__(self, session) -> None:
+        self.session, self.shapes = session, []
+
+    def run(self, names, feed):
+        self.shapes.append(feed["image"].shape)
+        return self.session.run(names, feed)
+
+
+def test_large_crops_run_one_a_session_and_average_to_the_graphs_scores(tmp_path) -> None:
+    """On the CPU a crop of CPU_CHUNK_PIXELS or more runs alone (its activations stay in the caches); the mean
+    of its crops' logits is the score the graph gives the whole image, and torch's within 1e-4."""
+    model = crops_checkpoint(tmp_path)
+    path = export_onnx(model, tmp_path / "c.onnx")
+    x = real_batch(model, 3)  # (3, 4, 3, S, S)
+    size = x.shape[-1]
+    with torch.inference_mode():
+        crop_logits = model.detector({"image": x.flatten(0, 1)})["logit"]
+    assert crop_logits.std() > 1e-3  # the mean below is of crops that differ
+    whole = OnnxDetector(path, threads=1)
+    whole.CPU_CHUNK_PIXELS = 4 * size * size
+    per_crop = OnnxDetector(path, threads=2)
+    per_crop.CPU_CHUNK_PIXELS = size * size
+    per_crop._session = RecordingSession(per_crop._session)
+    got, ref = per_crop({"image": x}), whole({"image": x})
+    assert per_crop._session.shapes == [(1, 1, 3, size, size)] * 12
+    np.testing.assert_allclose(got["logit"], ref["logit"], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(got["prob"], torch.sigmoid(got["logit"]), atol=0, rtol=0)
+    np.testing.assert_allclose(got["prob"], ref["prob"], atol=1e-6, rtol=0)
+    with torch.inference_mode():
+        np.testing.assert_allclose(got["prob"], model.detector({"image": x})["prob"], atol=1e-4, rtol=0)
+
+
+def test_a_graph_with_a_fixed_crop_axis_runs_whole_images(tmp_path) -> None:
+    """Graphs exported before the crop axis was dynamic take exactly `crops` crops: they still score, by image."""
+    import onnx
+
+    model = crops_checkpoint(tmp_path)
+    path = export_onnx(model, tmp_path / "c.onnx")
+    proto = onnx.load(str(path))
+    proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 4  # as `gendet export` wrote it before
+    onnx.save(proto, str(tmp_path / "fixed.onnx"))
+    x = real_batch(model, 3)
+    ref = OnnxDetector(path)({"image": x})["prob"]
+    fixed = OnnxDetector(tmp_path / "fixed.onnx", threads=2)
+    fixed.CPU_CHUNK_PIXELS = x.shape[-1] ** 2
+    fixed._session = RecordingSession(fixed._session)
+    np.testing.assert_allclose(fixed({"image": x})["prob"], ref, atol=1e-6, rtol=0)
+    assert not fixed._crops_separable and fixed._session.shapes == [(1, 4, 3, x.shape[-1], x.shape[-1])] * 3
