@@ -11,6 +11,7 @@ T threads that meet at every layer ("intra", onnxruntime's usual way; `parallel=
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import tempfile
@@ -136,24 +137,35 @@ class OnnxDetector:
 
         return self._run_chunks(pixels, normalized)
 
-    def _run_chunks(self, x: Any, prepare: Callable[[Any], np.ndarray]) -> dict[str, torch.Tensor]:
-        """x: a float batch (B, [crops,] 3, H, W) or a sequence of images; `prepare` makes a chunk of it the
-        graph's float32 input, in the thread that runs the chunk. On the CPU an image's crops may go to separate
-        runs (CPU_CHUNK_PIXELS); their logits are averaged here, as the graph averages the crops it gets."""
-        crops = x[0].shape[0] if len(x) and x[0].ndim == 4 else 1  # (crops, 3, H, W) per image: B * crops runs
-        if "CUDAExecutionProvider" in self.providers:
-            units, step, per_crop = x, len(x), False
+    def _chunks(self, x: Any) -> tuple[list[Any], int]:
+        """x (a float batch (B, [crops,] 3, H, W) or a sequence of images) in the pieces that go to one run each,
+        and how many crops' logits make an image's (1: the graph averages them). On the CPU a piece holds about
+        CPU_CHUNK_PIXELS: an image's crops go to separate runs (`(k, 1, 3, H, W)` pieces) when the graph's crop
+        axis is dynamic and a crop is that large."""
+        if not len(x) or "CUDAExecutionProvider" in self.providers:
+            return ([x] if len(x) else []), 1
+        crops = x[0].shape[0] if x[0].ndim == 4 else 1  # (crops, 3, H, W) per image
+        per_run = max(1, self.CPU_CHUNK_PIXELS // (x[0].shape[-1] * x[0].shape[-2]))
+        average = crops if crops > 1 and self._crops_separable and per_run < crops else 1
+        if average > 1:
+            units = (x.reshape(-1, 1, *x.shape[2:]) if not isinstance(x, Sequence)
+                     else [image[c:c + 1] for image in x for c in range(crops)])
+            step = per_run
         else:
-            per_run = max(1, self.CPU_CHUNK_PIXELS // (x[0].shape[-1] * x[0].shape[-2])) if len(x) else 1
-            per_crop = crops > 1 and self._crops_separable and per_run < crops
-            if per_crop:  # each crop a (1, 3, H, W) image of its own: chunks of (k, 1, 3, H, W)
-                units = (x.reshape(-1, 1, *x.shape[2:]) if not isinstance(x, Sequence)
-                         else [image[c:c + 1] for image in x for c in range(crops)])
-                step = per_run
-            else:
-                units, step = x, max(1, per_run // crops)
-        chunks = [units[i:i + step] for i in range(0, len(units), step)]
-        run = functools.partial(self._session.run, ["logit"] if per_crop else ["prob", "logit"])
+            units, step = x, max(1, per_run // crops)
+        runs = -(-len(units) // step)
+        if self._pool is not None:
+            # a multiple of the threads, evenly sized: 32 images of the 64-px model in pieces of 12 left one
+            # thread 8 of them and the other 24 (model only 15 % slower than in pieces of 4)
+            threads = self.get_num_threads()
+            runs = min(len(units), -(-runs // threads) * threads)
+        bounds = [len(units) * k // runs for k in range(runs + 1)]
+        return [units[a:b] for a, b in itertools.pairwise(bounds)], average
+
+    def _run_chunks(self, x: Any, prepare: Callable[[Any], np.ndarray]) -> dict[str, torch.Tensor]:
+        """x: as for _chunks; `prepare` makes a chunk the graph's float32 input, in the thread that runs it."""
+        chunks, average = self._chunks(x)
+        run = functools.partial(self._session.run, ["logit"] if average > 1 else ["prob", "logit"])
 
         def run_chunk(chunk: Any) -> list[np.ndarray]:
             return run({"image": prepare(chunk)})
@@ -161,8 +173,9 @@ class OnnxDetector:
         # session.run releases the GIL and is safe to call from several threads at once
         outs = (list(self._pool.map(run_chunk, chunks)) if self._pool is not None and len(chunks) > 1
                 else [run_chunk(c) for c in chunks])
-        if per_crop:
-            logit = torch.from_numpy(np.concatenate([o[0] for o in outs]).reshape(-1, crops).mean(1, dtype=np.float32))
+        if average > 1:  # the crops' mean logit, as the graph takes it
+            per_crop = np.concatenate([o[0] for o in outs]).reshape(-1, average)
+            logit = torch.from_numpy(per_crop.mean(1, dtype=np.float32))
             return {"prob": torch.sigmoid(logit), "logit": logit}
         prob = np.concatenate([o[0] for o in outs]) if outs else np.zeros(0, np.float32)
         logit = np.concatenate([o[1] for o in outs]) if outs else np.zeros(0, np.float32)

@@ -149,7 +149,9 @@ def test_batch_parallel_threads_score_as_intra_op_threads(tmp_path) -> None:
     path = export_onnx(model, tmp_path / "t.onnx")
     batch = {"image": real_batch(model, 9)}
     per_chunk = OnnxDetector(path, threads=2)
-    per_chunk.CPU_CHUNK_PIXELS = 4 * batch["image"].shape[-1] ** 2  # three chunks of up to 4 images
+    per_chunk.CPU_CHUNK_PIXELS = 4 * batch["image"].shape[-1] ** 2  # up to 4 images a run
+    sizes = [len(c) for c in per_chunk._chunks(batch["image"])[0]]
+    assert sizes == [2, 2, 2, 3]  # 3 runs of up to 4 would leave one thread 3 images: 4 runs, evenly sized
     pooled = OnnxDetector(path, threads=2, parallel="intra")
     assert per_chunk._pool is not None and per_chunk._pool._max_workers == 2 and pooled._pool is None
     assert per_chunk._session.get_session_options().intra_op_num_threads == 1
