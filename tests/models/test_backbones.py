@@ -83,9 +83,17 @@ def test_unknown_backbone() -> None:
 def test_cpu_chunks_give_the_features_of_one_batch() -> None:
     bb = create_backbone("lite0", taps=(2,), load_weights=False).eval()
     x = torch.randn(7, 3, 64, 64)
+    calls = []
+    bb.register_forward_pre_hook(lambda _, args: calls.append(args[0].shape[0]))
+    run = bb._forward
+    bb._forward = lambda c: calls.append(c.shape[0]) or run(c)
     with torch.no_grad():
-        torch.testing.assert_close(bb(x), bb._forward(x), rtol=1e-4, atol=1e-5)  # one batch of 7 vs 4 + 3
+        torch.testing.assert_close(bb(x), run(x), rtol=1e-4, atol=1e-5)  # one batch of 7 vs 2 + 2 + 2 + 1
+        assert calls == [7, 2, 2, 2, 1]  # the hook's whole batch, then eval mode's chunks
         assert bb(x[:1]).shape == (1, bb.feature_dim)
+        calls.clear()
+        bb.train()(x)
+        assert calls == [7, 4, 3]  # training keeps chunks of 4 (train-mode BatchNorm's statistics)
 
 
 @pytest.mark.parametrize("name", ["resnet50", "cnnspot", "spec"])
