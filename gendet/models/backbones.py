@@ -142,8 +142,8 @@ class Backbone(nn.Module):
     Lite: global-average-pooled head features (after conv_head + BN + ReLU6), plus the pooled
     outputs of the stages in `taps` (0-6), concatenated. Inception: its 2048-d pool features.
     On a CPU the batch runs a few images at a time (activations outgrow the caches): Lite2 at 260 px on 2
-    threads took 28 ms per image at batch 4 but 71 ms at batch 32. In eval mode 2 at a time: a Lite0 scan
-    13.2-14.5 -> 16.2-17.8 img/s; the default model's unchanged within noise (README, "Deploying with ONNX").
+    threads took 28 ms per image at batch 4 but 71 ms at batch 32. Eval mode runs 2 at a time: a Lite0 scan
+    went from 13.2-14.5 to 16.2-17.8 img/s, the default model's within noise (README, "Deploying with ONNX").
     """
 
     CPU_CHUNK = 4  # in training, where train-mode BatchNorm takes a chunk's statistics
