@@ -34,7 +34,7 @@ class OnnxDetector:
     name = "onnx"
     onnx_unsupported = "already an ONNX graph"
     # pixels per session.run on the CPU provider (one 224-px crop): a larger chunk's activations outgrow the
-    # caches and every layer slows down. Measured on 2 threads, crops/s at 1 vs 4 crops per run: Lite0 224 px
+    # caches and every layer slows down. Timed ad hoc on 2 threads, crops/s at 1 vs 4 crops per run: Lite0 224 px
     # 175 vs 154, Lite2 260 px 73 vs 63; a 64-px regnetx_002 ran best at 8-16 crops per run (1760 vs 1350 at 4)
     CPU_CHUNK_PIXELS = 224 * 224
     flops_per_image: float | None = None  # from the export's contract (the thread policy reads it)
