@@ -190,7 +190,11 @@ def _print_findings(rec: Record) -> None:
         print(f"  provenance: {f['signal']} says {f['says']} ({f['strength']}): {f['detail']}{error}")
 
 
-def _print_summary(result: ScanResult, where: str) -> None:
+# a scan whose model scored under half its wall time waited on decoding (a few inputs: start-up dominates)
+DECODE_BOUND_BELOW, DECODE_BOUND_MIN_INPUTS = 0.5, 200
+
+
+def _print_summary(result: ScanResult, where: str, workers: int) -> None:
     s, err = result.summary, sys.stderr
     if result.dropped_bytes:
         print(f"resume: dropped a partial last record ({result.dropped_bytes} bytes) from {where}", file=err)
@@ -201,9 +205,14 @@ def _print_summary(result: ScanResult, where: str) -> None:
     print(
         f"gendet detect: {s.total} inputs in {s.seconds:.1f} s ({rate}): {s.fake} fake, {s.real} real, "
         f"{s.errors} errors{resumed}; records in {where}"
-        + (f"; model on {s.model_threads} CPU threads" if s.model_threads else ""),
+        + (f"; model on {s.model_threads} CPU threads" if s.model_threads else "")
+        + (f", scoring {100 * s.model_busy:.0f} % of the time" if s.model_seconds > 0 else ""),
         file=err,
     )
+    if s.model_seconds > 0 and s.total >= DECODE_BOUND_MIN_INPUTS and s.model_busy < DECODE_BOUND_BELOW:
+        more = " (more --workers may help)" if workers < (os.cpu_count() or 1) else ""
+        print(f"  decoding bound this scan: the model scored during {100 * s.model_busy:.0f} % of it and waited "
+              f"for decoded images the rest{more}", file=err)
     if s.by_provenance or s.conflicts:
         print(f"  provenance: {s.by_provenance} verdicts set by a signed/declared/embedded finding, "
               f"{s.conflicts} records with a conflict between provenance and pixels (see their \"conflict\")",
@@ -251,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
         # stdout closed early (e.g. `| head`): stop quietly; point stdout at devnull so the exit flush is silent
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    _print_summary(result, "stdout" if output == "-" else output)
+    _print_summary(result, "stdout" if output == "-" else output, workers)
     return 1 if result.summary.errors or result.earlier_errors else 0
 
 
@@ -270,5 +279,5 @@ def _run_ray(args: argparse.Namespace, specs: list[str], model: ScanModel) -> in
                           force=args.force, task=args.task)
     except OutputError as e:
         raise UsageError(str(e)) from None
-    _print_summary(result, "stdout" if output == "-" else output)
+    _print_summary(result, "stdout" if output == "-" else output, workers=0)  # its actors score: no model_seconds
     return 1 if result.summary.errors or result.earlier_errors else 0

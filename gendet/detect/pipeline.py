@@ -205,6 +205,7 @@ class ScanSummary:
     conflicts: int = 0  # records whose provenance and pixels disagree (the record says how)
     resumed: int = 0
     seconds: float = 0.0
+    model_seconds: float = 0.0  # of `seconds`, the wall time the model was scoring (the rest: start-up, decoding waits)
     model_threads: int = 0  # CPU threads the model ran on at the end (0: not on CPU)
     replaced_workers: int = 0  # decoder processes stopped (time budget) or lost (killed) and replaced
     error_examples: list[tuple[str, str]] = field(default_factory=list)
@@ -229,6 +230,12 @@ class ScanSummary:
     @property
     def images_per_second(self) -> float:
         return self.total / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def model_busy(self) -> float:
+        """The share of the scan's wall time the model was scoring: near 1, the model bounds the scan; well below,
+        decoding (or reading the inputs) does, and more decoder workers may help."""
+        return min(1.0, self.model_seconds / self.seconds) if self.seconds > 0 else 0.0
 
 
 class BatchBuffers:
@@ -420,7 +427,9 @@ def _records(stream: DecodedStream, batch_size: int, model: ScanModel, device: t
     start = time.perf_counter()
     buffers = BatchBuffers()
     for batch in _batches(stream, batch_size, FIRST_BATCH if stream.workers > 0 else None):
+        scoring = time.perf_counter()
         records = score_entries(model, batch, device, buffers)
+        summary.model_seconds += time.perf_counter() - scoring
         if device.type == "cpu" and any(err is None and tensor is not None for _, tensor, err, _ in batch):
             summary.model_threads = policy.threads()
         for r in records:

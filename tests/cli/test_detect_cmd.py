@@ -166,3 +166,25 @@ def test_duplicate_inputs_give_one_record_and_at_names_are_files(capsys, ckpt, i
     recs = jsonl(out)
     assert rc == 0 and len(recs) == 7 and len({r["path"] for r in recs}) == 7
     assert str(at) in {r["path"] for r in recs} and "2 inputs named a path already scanned" in err
+
+
+def _summary_lines(capsys, model_seconds: float, total: int, workers: int) -> str:
+    from gendet.cli.detect_cmd import _print_summary
+    from gendet.detect.pipeline import ScanSummary
+    from gendet.detect.scan import ScanResult
+
+    summary = ScanSummary(scored=total, real=total, seconds=10.0, model_seconds=model_seconds, model_threads=1)
+    _print_summary(ScanResult(summary, "out.jsonl", "jsonl"), "out.jsonl", workers)
+    return capsys.readouterr().err
+
+
+def test_the_summary_says_when_decoding_bound_the_scan(capsys, monkeypatch) -> None:
+    monkeypatch.setattr("gendet.cli.detect_cmd.os.cpu_count", lambda: 4)
+    err = _summary_lines(capsys, 9.7, 300, 1)
+    assert "scoring 97 % of the time" in err and "decoding bound" not in err
+    err = _summary_lines(capsys, 3.0, 300, 1)
+    assert "scoring 30 % of the time" in err
+    assert "decoding bound this scan: the model scored during 30 %" in err and "more --workers may help" in err
+    assert "more --workers" not in _summary_lines(capsys, 3.0, 300, 4)  # every core decodes already
+    assert "decoding bound" not in _summary_lines(capsys, 3.0, 20, 1)  # a few inputs: start-up, not decoding
+    assert "scoring" not in _summary_lines(capsys, 0.0, 300, 0)  # the Ray engine's actors score: no account

@@ -1,14 +1,18 @@
-"""The batch path: uint8 pixels from the decoders, normalised in the model's process into reused buffers."""
+"""The batch path: uint8 pixels from the decoders, normalised in the model's process into reused buffers; the
+summary's account of the model's time."""
 
 from __future__ import annotations
+
+import dataclasses
+import time
 
 import numpy as np
 import torch
 
-from detect.helpers import noise_image
+from detect.helpers import make_good_images, noise_image
 from gendet.data.preprocess import ImageTransform, normalize
-from gendet.detect import ScanModel
-from gendet.detect.pipeline import BatchBuffers, score_batch, score_entries
+from gendet.detect import Input, ScanModel, iter_record_batches
+from gendet.detect.pipeline import BatchBuffers, ScanSummary, score_batch, score_entries
 
 
 def _pixels(model: ScanModel, n: int) -> list[torch.Tensor]:
@@ -58,3 +62,33 @@ def test_batches_ramp_up_from_the_first_size_to_the_batch_size() -> None:
     assert [len(b) for b in _batches(entries, 32)] == [32, 32, 11]
     assert [len(b) for b in _batches(entries, 3, first=4)] == [3] * 25
     assert [x for b in _batches(entries, 32, first=4) for x in b] == entries
+
+
+class _SlowDetector:
+    """The tiny detector, SECONDS slower per batch: the summary must count that time as the model's."""
+
+    SECONDS = 0.05
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        self.inner = inner
+
+    def eval(self) -> _SlowDetector:
+        self.inner.eval()
+        return self
+
+    def __call__(self, batch: dict) -> dict:
+        time.sleep(self.SECONDS)
+        return self.inner(batch)
+
+
+def test_the_summary_counts_the_models_share_of_the_scan(scan_model: ScanModel, tmp_path) -> None:
+    paths = make_good_images(tmp_path, 6)
+    slow = dataclasses.replace(scan_model, detector=_SlowDetector(scan_model.detector))
+    summary = ScanSummary()
+    # batches of 2 decoded here (workers=0): decoding is the rest of the wall time
+    records = [r for b in iter_record_batches([Input(str(p)) for p in paths], slow, batch_size=2, summary=summary)
+               for r in b]
+    assert len(records) == 6 and summary.errors == 0
+    assert 3 * _SlowDetector.SECONDS <= summary.model_seconds < summary.seconds
+    assert 0 < summary.model_busy < 1
+    assert ScanSummary().model_busy == 0.0  # nothing ran: no share, no division by zero
