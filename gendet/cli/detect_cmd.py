@@ -212,7 +212,7 @@ def _print_summary(result: ScanResult, where: str, workers: int) -> None:
     if s.model_seconds > 0 and s.total >= DECODE_BOUND_MIN_INPUTS and s.model_busy < DECODE_BOUND_BELOW:
         more = " (more --workers may help)" if workers < (os.cpu_count() or 1) else ""
         print(f"  decoding bound this scan: the model scored during {100 * s.model_busy:.0f} % of it and waited "
-              f"for decoded images the rest{more}", file=err)
+              f"for decoded images (or the output) the rest{more}", file=err)
     if s.by_provenance or s.conflicts:
         print(f"  provenance: {s.by_provenance} verdicts set by a signed/declared/embedded finding, "
               f"{s.conflicts} records with a conflict between provenance and pixels (see their \"conflict\")",

@@ -205,7 +205,7 @@ class ScanSummary:
     conflicts: int = 0  # records whose provenance and pixels disagree (the record says how)
     resumed: int = 0
     seconds: float = 0.0
-    model_seconds: float = 0.0  # of `seconds`, the wall time the model was scoring (the rest: start-up, decoding waits)
+    model_seconds: float = 0.0  # of `seconds`, the model's scoring (the rest: start-up, decoding waits, writing)
     model_threads: int = 0  # CPU threads the model ran on at the end (0: not on CPU)
     replaced_workers: int = 0  # decoder processes stopped (time budget) or lost (killed) and replaced
     error_examples: list[tuple[str, str]] = field(default_factory=list)
