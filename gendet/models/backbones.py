@@ -192,7 +192,7 @@ class Backbone(nn.Module):
         # chunking is an eager-CPU cache optimisation; an ONNX trace must stay one batch-size-free graph
         step = self._cpu_chunk()
         if x.device.type == "cpu" and x.shape[0] > step and not torch.onnx.is_in_onnx_export():
-            return torch.cat([self._forward(x[i:i + step]) for i in range(0, x.shape[0], step)])
+            return torch.cat([self._forward(chunk) for chunk in x.split(step)])
         return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -223,7 +223,7 @@ class Backbone(nn.Module):
         if grid < 1:
             raise ValueError(f"grid must be >= 1, got {grid}")
         step = self._cpu_chunk()
-        chunks = [x[i:i + step] for i in range(0, x.shape[0], step)] if x.device.type == "cpu" else [x]
+        chunks = x.split(step) if x.device.type == "cpu" else (x,)
         out = [torch.cat([F.adaptive_avg_pool2d(m, grid).flatten(2) for m in self._maps(c)], dim=1).transpose(1, 2)
                for c in chunks]
         return torch.cat(out)
