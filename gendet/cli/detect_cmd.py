@@ -194,7 +194,7 @@ def _print_findings(rec: Record) -> None:
 DECODE_BOUND_BELOW, DECODE_BOUND_MIN_INPUTS = 0.5, 200
 
 
-def _print_summary(result: ScanResult, where: str, workers: int) -> None:
+def _print_summary(result: ScanResult, where: str, workers: int | None = None) -> None:
     s, err = result.summary, sys.stderr
     if result.dropped_bytes:
         print(f"resume: dropped a partial last record ({result.dropped_bytes} bytes) from {where}", file=err)
@@ -210,7 +210,7 @@ def _print_summary(result: ScanResult, where: str, workers: int) -> None:
         file=err,
     )
     if s.model_seconds > 0 and s.total >= DECODE_BOUND_MIN_INPUTS and s.model_busy < DECODE_BOUND_BELOW:
-        more = " (more --workers may help)" if workers < (os.cpu_count() or 1) else ""
+        more = " (more --workers may help)" if workers is not None and workers < (os.cpu_count() or 1) else ""
         print(f"  decoding bound this scan: the model scored during {100 * s.model_busy:.0f} % of it and waited "
               f"for decoded images (or the output) the rest{more}", file=err)
     if s.by_provenance or s.conflicts:
@@ -279,5 +279,5 @@ def _run_ray(args: argparse.Namespace, specs: list[str], model: ScanModel) -> in
                           force=args.force, task=args.task)
     except OutputError as e:
         raise UsageError(str(e)) from None
-    _print_summary(result, "stdout" if output == "-" else output, workers=0)  # its actors score: no model_seconds
+    _print_summary(result, "stdout" if output == "-" else output)  # Ray's actors score: no model_seconds
     return 1 if result.summary.errors or result.earlier_errors else 0
