@@ -17,7 +17,14 @@ from gendet.cli.main import UsageError
 from gendet.cli.provenance_options import add_provenance_options, scan_task
 from gendet.data.decode import DecodeLimits
 from gendet.detect.inputs import check_specs, is_single_file, iter_inputs
-from gendet.detect.model import ModelSetupError, ScanModel, default_checkpoint_dir, load_scan_model, resolve_device
+from gendet.detect.model import (
+    ModelSetupError,
+    ScanModel,
+    default_checkpoint_dir,
+    is_onnx_file,
+    load_scan_model,
+    resolve_device,
+)
 from gendet.detect.pipeline import ScanSummary, iter_record_batches
 from gendet.detect.prepare import PROVENANCE_MODES, ScanTask
 from gendet.detect.scan import ScanResult, scan
@@ -97,10 +104,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    help="progress bar on stderr (default: when stderr is a terminal)")
     add_provenance_options(p, PROVENANCE_MODES)
     r = p.add_argument_group("engine")
-    r.add_argument("--engine", default="local", choices=("local", "onnx", "ray"),
+    r.add_argument("--engine", default=None, choices=("local", "onnx", "ray"),
                    help="local: decoder processes on this machine, the model in torch; onnx: the same with the "
                    "model in onnxruntime (--checkpoint MODEL.onnx from `gendet export`, or a checkpoint exported "
-                   "on the fly), same records; ray: Ray Data (decode tasks + a model actor pool), same records")
+                   "on the fly), same records; ray: Ray Data (decode tasks + a model actor pool), same records "
+                   "(default: onnx for a .onnx --checkpoint, else local)")
     r.add_argument("--address", default=None,
                    help="ray: cluster address (auto, ray://HOST:10001); default: a local Ray instance")
     r.add_argument("--ray-actors", type=int, default=None,
@@ -112,6 +120,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
 
 
 def _check(args: argparse.Namespace) -> tuple[list[str], int]:
+    if args.engine is None:  # an exported .onnx file can only run on onnxruntime
+        args.engine = "onnx" if is_onnx_file(args.checkpoint) else "local"
     specs = list(args.inputs) + [f"@{f}" for f in args.paths_from]
     try:
         check_specs(specs)

@@ -17,7 +17,7 @@ import torch
 from gendet.cli.main import UsageError
 from gendet.cli.provenance_options import add_provenance_options, scan_task
 from gendet.data.decode import DecodeLimits
-from gendet.detect.model import ModelSetupError, default_checkpoint_dir, load_scan_model, resolve_device
+from gendet.detect.model import ModelSetupError, default_checkpoint_dir, is_onnx_file, load_scan_model, resolve_device
 from gendet.extras import require
 from gendet.serve.limits import DEFAULT_FORMATS, MB, ConnectionGuards, Limits
 
@@ -53,9 +53,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--workers", type=int, default=1,
                    help="uvicorn worker processes, each with its own copy of the model (default 1)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--engine", default="torch", choices=("torch", "onnx"),
+    p.add_argument("--engine", default=None, choices=("torch", "onnx"),
                    help="torch, or onnx: onnxruntime on --checkpoint MODEL.onnx (from `gendet export`) or on the "
-                   "checkpoint exported at start-up; explanations need torch")
+                   "checkpoint exported at start-up; explanations need torch (default: onnx for a .onnx "
+                   "--checkpoint, else torch)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the model in each worker (default: CPU cores / workers); fewer leaves "
                    "cores to decoding uploads (benchmarks/README.md)")
@@ -141,6 +142,8 @@ def raise_open_file_limit() -> int:
 
 
 def _check(args: argparse.Namespace) -> tuple[Limits, str | None]:
+    if args.engine is None:  # an exported .onnx file can only run on onnxruntime
+        args.engine = "onnx" if is_onnx_file(args.checkpoint) else "torch"
     args.host = args.host.strip("[]")  # [::1] is how URLs write it; the socket wants ::1
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")

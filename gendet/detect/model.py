@@ -7,7 +7,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
@@ -27,6 +27,11 @@ class ModelSetupError(Exception):
 def default_checkpoint_dir() -> Path:
     """Where the default detector ships: ``gendet/assets/default_model/`` inside the installed package."""
     return shipped_dir("default")
+
+
+def is_onnx_file(source: str | os.PathLike | None) -> TypeGuard[str | os.PathLike]:
+    """`source` names an existing .onnx file (from `gendet export`), which only the onnx engine can run."""
+    return source is not None and str(source).endswith(".onnx") and Path(source).is_file()
 
 
 NON_FINITE_SCORE = "the model returned a non-finite score"  # the error every engine and the server report
@@ -129,6 +134,10 @@ def load_scan_model(
             )
     else:
         ckpt = Path(checkpoint)
+        if is_onnx_file(ckpt):  # the torch engine needs the checkpoint it was exported from
+            raise ModelSetupError(f"--checkpoint {ckpt} is an ONNX model from `gendet export`: scans and "
+                                  "the server run it with --engine onnx; the torch model needs the checkpoint "
+                                  "directory it was exported from")
         if not ckpt.is_dir():
             raise ModelSetupError(f"--checkpoint {ckpt}: not a directory")
     try:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from gendet.data.preprocess import Preprocess
-from gendet.detect.model import ModelSetupError, ScanModel, load_scan_model
+from gendet.detect.model import ModelSetupError, ScanModel, is_onnx_file, load_scan_model
 
 
 class OnnxDetector:
@@ -202,7 +202,7 @@ def load_onnx_model(source: str | os.PathLike | None, device: str | torch.device
     """A ScanModel on onnxruntime: `source` an exported .onnx file, or a checkpoint directory / shipped name /
     None (the default), exported to a temporary file first (a few seconds). spinning, parallel: as for
     OnnxDetector."""
-    if source is not None and str(source).endswith(".onnx") and Path(source).is_file():
+    if is_onnx_file(source):
         meta = read_contract(source)
         if threshold in ("fixed", "val"):
             raise ModelSetupError("--threshold fixed|val needs the checkpoint; with an .onnx file give a number")

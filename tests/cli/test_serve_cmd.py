@@ -110,6 +110,17 @@ def test_workers_use_the_env_factory(monkeypatch, ckpt, uvicorn_calls) -> None:
     monkeypatch.delenv(API_KEY_ENV)
 
 
+def test_an_onnx_checkpoint_picks_the_onnx_engine(monkeypatch, capsys, ckpt, uvicorn_calls, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert main(["serve", "--checkpoint", str(tmp_path / "m.onnx"), "--device", "cpu", "--workers", "2"]) == 0
+    assert json.loads(os.environ[SETTINGS_ENV])["engine"] == "onnx"
+    monkeypatch.delenv(SETTINGS_ENV)
+    assert main(["serve", "--checkpoint", str(tmp_path / "m.onnx"), "--engine", "torch"]) == 2
+    assert "--engine onnx" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--checkpoint", "/nonexistent"], "not a directory"),
     (["--max-images", "0"], "max_images must be >= 1"),

@@ -96,17 +96,32 @@ def test_export_then_detect_with_the_onnx_engine_gives_the_torch_records(capsys,
     ckpt = make_checkpoint(tmp_path / "tiny", threshold=0.6, source="val")
     images = make_good_images(tmp_path / "imgs", 5)
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 0
-    for engine, ck, out in (("local", ckpt, "torch.jsonl"), ("onnx", tmp_path / "m.onnx", "onnx.jsonl"),
-                            ("onnx", ckpt, "onnx_direct.jsonl")):
-        assert main(["detect", str(images[0].parent), "--checkpoint", str(ck), "--engine", engine, "--output",
+    # no --engine: the default, local torch for a directory, onnx for an .onnx file (the only engine it runs on)
+    runs = (([], ckpt, "torch.jsonl"), (["--engine", "onnx"], tmp_path / "m.onnx", "onnx.jsonl"),
+            (["--engine", "onnx"], ckpt, "onnx_direct.jsonl"), ([], tmp_path / "m.onnx", "onnx_inferred.jsonl"))
+    for engine, ck, out in runs:
+        assert main(["detect", str(images[0].parent), "--checkpoint", str(ck), *engine, "--output",
                      str(tmp_path / out), "--workers", "1"]) == 0
     capsys.readouterr()
-    torch_recs, *onnx_runs = ([json.loads(line) for line in (tmp_path / f).read_text().splitlines()]
-                              for f in ("torch.jsonl", "onnx.jsonl", "onnx_direct.jsonl"))
+    torch_recs, *onnx_runs = ([json.loads(line) for line in (tmp_path / out).read_text().splitlines()]
+                              for _, _, out in runs)
     for recs in onnx_runs:
         for a, b in zip(torch_recs, recs, strict=True):
             assert abs(a["score"] - b["score"]) < 1e-4
             assert {k: v for k, v in a.items() if k != "score"} == {k: v for k, v in b.items() if k != "score"}
+
+
+def test_an_onnx_file_on_the_torch_engine_says_to_use_the_onnx_engine(capsys, tmp_path) -> None:
+    from detect.helpers import make_good_images
+
+    ckpt = make_checkpoint(tmp_path / "tiny")
+    images = make_good_images(tmp_path / "imgs", 1)
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 0
+    capsys.readouterr()
+    for engine in ("local", "ray"):
+        assert main(["detect", str(images[0]), "--checkpoint", str(tmp_path / "m.onnx"), "--engine", engine]) == 2
+        err = capsys.readouterr().err
+        assert "is an ONNX model" in err and "--engine onnx" in err and "not a directory" not in err
 
 
 def test_int8_export_is_smaller_and_close(tmp_path) -> None:
