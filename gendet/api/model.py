@@ -19,7 +19,7 @@ from PIL import Image
 from gendet.data.decode import DecodeLimits
 from gendet.data.preprocess import ImageTransform
 from gendet.detect.inputs import iter_inputs
-from gendet.detect.model import ScanModel, load_scan_model, resolve_device
+from gendet.detect.model import ScanModel, is_onnx_file, load_scan_model, resolve_device
 from gendet.detect.pipeline import Decoded, iter_record_batches, run_task, score_entries
 from gendet.detect.prepare import ScanTask
 from gendet.detect.writers import Record
@@ -143,7 +143,7 @@ def load(model: str | os.PathLike | None = None, *, device: str = "auto", engine
     """The shipped default model (None), a shipped name ("default", "fast"), a checkpoint directory, or (engine
     "onnx") an exported .onnx file. provenance "on" | "off"; see `gendet detect --help` for the rest."""
     dev = resolve_device(device)
-    if engine == "onnx" or (model is not None and str(model).endswith(".onnx")):
+    if engine == "onnx" or is_onnx_file(model):
         from gendet.detect.onnx_model import load_onnx_model
 
         scan_model = load_onnx_model(model, dev, threshold)

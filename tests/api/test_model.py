@@ -80,3 +80,17 @@ def test_provenance_and_scan(ckpt, tmp_path) -> None:
     assert all(v.score is not None for v in got)
     with pytest.raises(ValueError):
         gendet.load(str(ckpt), engine="tensorrt")
+
+
+def test_load_picks_the_onnx_engine_for_an_exported_file_as_the_cli_does(ckpt, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from gendet.cli.main import main
+    from gendet.detect.onnx_model import OnnxDetector
+
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert isinstance(gendet.load(tmp_path / "m.onnx", device="cpu").scan_model.detector, OnnxDetector)
+    # a checkpoint directory is a torch model whatever its name ends with
+    shutil.copytree(ckpt, tmp_path / "named.onnx")
+    assert not isinstance(gendet.load(tmp_path / "named.onnx", device="cpu").scan_model.detector, OnnxDetector)
